@@ -1,0 +1,2 @@
+"""spikingbrain."""
+__version__ = "0.1.0"

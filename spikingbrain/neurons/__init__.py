@@ -1,0 +1,28 @@
+"""Neurons: the SpikingBrain adaptive-threshold neuron and classic IF / LIF / ALIF models.
+
+>>> import torch
+>>> from spikingbrain.neurons import adaptive_threshold
+>>> counts, vth = adaptive_threshold(torch.tensor([[0.5, -1.0, 1.5]]), k=3.0)
+>>> counts.tolist()
+[[2.0, -3.0, 5.0]]
+"""
+
+from spikingbrain.neurons.adaptive import (
+    VTH_MAX,
+    VTH_MIN,
+    AdaptiveThreshold,
+    ThresholdOutput,
+    adaptive_threshold,
+)
+from spikingbrain.neurons.emitter import ObserverHandle, SpikeEmitter, SpikeRecord
+
+__all__ = [
+    "adaptive_threshold",
+    "AdaptiveThreshold",
+    "ThresholdOutput",
+    "VTH_MIN",
+    "VTH_MAX",
+    "SpikeEmitter",
+    "SpikeRecord",
+    "ObserverHandle",
+]
