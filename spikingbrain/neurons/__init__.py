@@ -2,9 +2,9 @@
 
 >>> import torch
 >>> from spikingbrain.neurons import adaptive_threshold
->>> counts, vth = adaptive_threshold(torch.tensor([[0.5, -1.0, 1.5]]), k=3.0)
+>>> counts, vth = adaptive_threshold(torch.tensor([[0.4, -1.0, 1.6]]), k=3.0)
 >>> counts.tolist()
-[[2.0, -3.0, 5.0]]
+[[1.0, -3.0, 5.0]]
 """
 
 from spikingbrain.neurons.adaptive import (

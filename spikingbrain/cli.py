@@ -1,0 +1,46 @@
+"""The ``spikingbrain`` command.
+
+Each subpackage contributes its commands through a ``commands`` module with a
+``register(app)`` function; heavy imports stay inside the command bodies so that
+``spikingbrain --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="spikingbrain",
+    help=(
+        "Spiking mechanisms of the SpikingBrain models: adaptive-threshold spike counts, exact "
+        "binary/ternary/bitwise spike coding, W8ASpike conversion of Hugging Face models, spike "
+        "and energy analysis, and export to NIR and Intel Lava."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_COMMAND_MODULES = (
+    "spikingbrain.demo",
+    "spikingbrain.converter.commands",
+    "spikingbrain.analysis.commands",
+    "spikingbrain.neuromorphic.commands",
+)
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+@app.command()
+def version() -> None:
+    """Print the package version."""
+    from spikingbrain import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,1 @@
+"""spikingbrain.converter."""

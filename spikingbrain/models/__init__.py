@@ -1,0 +1,1 @@
+"""spikingbrain.models: SpikingBrain model definitions (planned)."""

@@ -1,0 +1,62 @@
+"""Atomic file writes: write to a temporary file in the target folder, then rename.
+
+Nothing is ever left half-written: if the writer raises, the temporary file is removed and
+the target keeps its previous content.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> with atomic_write(d / "a.txt", "w") as f:
+...     _ = f.write("hello")
+>>> (d / "a.txt").read_text()
+'hello'
+>>> with atomic_path(d / "b.bin") as tmp:
+...     _ = tmp.write_bytes(b"xy")  # any library that writes to a path
+>>> (d / "b.bin").read_bytes()
+b'xy'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_write", "atomic_path"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    ``suffix`` defaults to the target's suffix (some writers, like ``numpy.savez``, append
+    their own suffix when it is missing).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=target.suffix if suffix is None else suffix,
+        dir=target.parent,
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file for writing; on success it replaces ``path`` atomically."""
+    if not mode.startswith("w"):
+        raise ValueError(f"atomic_write only writes; mode must start with 'w', got {mode!r}")
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
