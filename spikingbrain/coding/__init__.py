@@ -11,6 +11,13 @@ torch.Size([3, 3])
 """
 
 from spikingbrain.coding.codec import count_range, decode, encode, min_steps
+from spikingbrain.coding.events import (
+    SpikeEvents,
+    from_events,
+    load_events,
+    save_events,
+    to_events,
+)
 from spikingbrain.coding.schemes import SCHEMES, SchemeSpec, get_scheme, scheme_names
 
 __all__ = [
@@ -22,4 +29,9 @@ __all__ = [
     "SchemeSpec",
     "get_scheme",
     "scheme_names",
+    "SpikeEvents",
+    "to_events",
+    "from_events",
+    "save_events",
+    "load_events",
 ]

@@ -15,6 +15,11 @@ from spikingbrain.neurons.adaptive import (
     adaptive_threshold,
 )
 from spikingbrain.neurons.emitter import ObserverHandle, SpikeEmitter, SpikeRecord
+from spikingbrain.neurons.multistep import (
+    AdaptiveThresholdMultiStep,
+    adaptive_threshold_multistep,
+    if_soft_reset_multistep,
+)
 
 __all__ = [
     "adaptive_threshold",
@@ -25,4 +30,7 @@ __all__ = [
     "SpikeEmitter",
     "SpikeRecord",
     "ObserverHandle",
+    "adaptive_threshold_multistep",
+    "AdaptiveThresholdMultiStep",
+    "if_soft_reset_multistep",
 ]
