@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from spikingbrain.coding import _swar
 from spikingbrain.coding._validate import as_integer_counts, check_tensor
 from spikingbrain.coding.schemes import SchemeSpec, get_scheme
 
@@ -64,6 +65,7 @@ def encode(
     scheme: str | SchemeSpec,
     T: int | None = None,
     overflow: str = "error",
+    fast: bool = True,
 ) -> torch.Tensor:
     """Expand integer spike counts into a spike train.
 
@@ -74,6 +76,8 @@ def encode(
         T: window length; ``None`` picks the minimal one for these counts.
         overflow: with a fixed ``T``, ``"error"`` (default) rejects counts that do not fit,
             ``"saturate"`` clamps them to the window's range.
+        fast: use the eight-lane fast path where it applies (same result; ``False`` forces the
+            portable broadcast path, which the tests compare against).
 
     Returns:
         int8 spikes ``[T, *shape]``; step 0 carries the most significant bit for the bitwise
@@ -110,10 +114,16 @@ def encode(
         c = c.clamp(rlo, rhi)
         lo, hi = max(lo, rlo), min(hi, rhi)
     c = c.to(_work_dtype(min(lo, -1), max(hi, T)))
-    nd = c.dim()
-    out_shape = (T, *c.shape)
     if T == 0 or c.numel() == 0:
-        return torch.zeros(out_shape, dtype=torch.int8, device=c.device)
+        return torch.zeros((T, *c.shape), dtype=torch.int8, device=c.device)
+    if fast and _swar.usable(c.numel(), c.device) and (T <= 8 or not spec.bitwise):
+        return _encode_swar(c.reshape(-1), spec, T).view(T, *c.shape)
+    return _encode_portable(c, spec, T)
+
+
+def _encode_portable(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
+    """Broadcast encoder for any shape and window (the reference for the fast path)."""
+    nd = c.dim()
     if not spec.bitwise:
         steps = _steps_view(torch.arange(T, dtype=c.dtype, device=c.device), nd)
         if not spec.signed:
@@ -131,6 +141,27 @@ def encode(
     if spec.signed:
         bits = bits * c.sign().to(torch.int8).unsqueeze(0)
     return bits
+
+
+def _encode_swar(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
+    """Eight-lane encoder for flat counts ``[N]`` (N % 8 == 0); see :mod:`._swar`."""
+    negmask = None
+    if spec.signed and not spec.twos_complement:
+        negmask = torch.where(c < 0, -1, 0).to(torch.int8).view(torch.int64)
+    out = torch.empty((T, c.numel()), dtype=torch.int8, device=c.device)
+    if spec.bitwise:
+        word = c & ((1 << T) - 1) if spec.twos_complement else c.abs()
+        _swar.encode_bitwise(word.to(torch.uint8), negmask, out)
+        return out
+    mag = c.abs()
+    head = min(T, 127)
+    _swar.encode_unary(mag.clamp_max(127).to(torch.uint8), negmask, out[:head])
+    if T > head:  # the few counts above 127 fill the later steps
+        out[head:].zero_()
+        big = torch.nonzero(mag > head).flatten()
+        if big.numel():
+            out[head:, big] = _encode_portable(c[big], spec, T)[head:]
+    return out
 
 
 def _check_alphabet(spikes: torch.Tensor, spec: SchemeSpec) -> None:
@@ -155,6 +186,7 @@ def decode(
     scheme: str | SchemeSpec,
     dtype: torch.dtype | None = None,
     validate: bool = True,
+    fast: bool = True,
 ) -> torch.Tensor:
     """Sum a spike train back into integer counts: ``count = sum_t w_t * spikes[t]``.
 
@@ -163,7 +195,9 @@ def decode(
             integer-valued float tensor is accepted).
         scheme: the scheme the train was encoded with.
         dtype: output dtype; default int32, or int64 when the window's range needs it.
-        validate: check that spike values belong to the scheme's alphabet.
+        validate: check that spike values belong to the scheme's alphabet (with
+            ``validate=False`` a train outside the alphabet decodes to unspecified values).
+        fast: use the eight-lane fast path where it applies (same result).
 
     Returns:
         integer counts ``[*shape]``.
@@ -196,6 +230,14 @@ def decode(
         )
     if T == 0:
         return torch.zeros(s.shape[1:], dtype=dtype, device=s.device)
+    n = s[0].numel()
+    if fast and s.dtype == torch.int8 and _swar.usable(n, s.device) and (T <= 8 or not spec.bitwise):
+        flat = s.reshape(T, n).contiguous()
+        if spec.bitwise:
+            out = _swar.decode_bitwise(flat, spec.signed, spec.twos_complement, dtype)
+        else:
+            out = _swar.decode_unary(flat, spec.signed, dtype)
+        return out.view(s.shape[1:])
     if not spec.bitwise:
         return s.sum(0, dtype=dtype)
     # Horner's scheme, most significant step first, in the smallest exact dtype

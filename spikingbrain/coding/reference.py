@@ -66,7 +66,7 @@ def reference_decode(spikes: torch.Tensor, scheme: str) -> torch.Tensor:
     spec = get_scheme(scheme)
     T = spikes.shape[0]
     weights = spec.time_weights(T).tolist()
-    out = torch.zeros(spikes.shape[1:], dtype=torch.float32)
+    out = torch.zeros(spikes.shape[1:], dtype=torch.float32, device=spikes.device)
     for t in range(T):
         s = spikes[t].to(torch.float32)
         _check_integral(s)

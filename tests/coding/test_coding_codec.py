@@ -162,3 +162,36 @@ def test_cuda_matches_cpu(device):
         assert dev.device.type == device
         assert torch.equal(dev.cpu(), cpu)
         assert torch.equal(decode(dev, scheme).cpu(), decode(cpu, scheme))
+
+
+@pytest.mark.parametrize("scheme", scheme_names())
+@given(
+    words=st.integers(1, 6),
+    lim=st.sampled_from([1, 7, 127, 128, 255, 300]),
+    seed=st.integers(0, 2**16),
+    extra=st.integers(0, 2),
+)
+def test_fast_path_equals_portable_path(scheme, words, lim, seed, extra):
+    """The eight-lane path (N % 8 == 0) is bit-identical to the broadcast path."""
+    spec = get_scheme(scheme)
+    g = torch.Generator().manual_seed(seed)
+    lo = -lim if spec.signed else 0
+    counts = torch.randint(lo, lim + 1, (words * 8,), generator=g)
+    counts[0] = lim  # make sure the largest value occurs
+    T = min_steps(counts, scheme) + extra
+    fast = encode(counts, scheme, T=T)
+    slow = encode(counts, scheme, T=T, fast=False)
+    assert torch.equal(fast, slow)
+    for validate in (True, False):
+        assert torch.equal(
+            decode(fast, scheme, validate=validate), decode(slow, scheme, fast=False)
+        )
+    assert torch.equal(decode(fast, scheme, dtype=torch.int64), counts)
+
+
+def test_fast_path_handles_multi_dim_and_long_unary_windows():
+    counts = torch.randint(-600, 601, (4, 6, 8))
+    s = encode(counts, "ternary")
+    assert s.shape == (600, 4, 6, 8) or s.shape[0] == int(counts.abs().max())
+    assert torch.equal(s, encode(counts, "ternary", fast=False))
+    assert torch.equal(decode(s, "ternary", dtype=torch.int64), counts)

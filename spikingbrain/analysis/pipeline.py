@@ -1,0 +1,248 @@
+"""End-to-end analysis of a Hugging Face model folder on real text: analyze, k sweep, demo.
+
+- :func:`load_model_dir`: a float HF folder (converted here with a :class:`SpikeConfig`) or a
+  folder written by :func:`spikingbrain.converter.save_converted`.
+- :func:`run_text`: tokenised batches through the model under a monitor (padding excluded),
+  returning mean-pooled sentence embeddings.
+- :func:`analyze`, :func:`sweep_k`: statistics, energy, plots and reports.
+- :func:`demo_report`: the embedded all-MiniLM-L6-v2 on 64 standard-library sentences.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikingbrain.analysis.energy import HOROWITZ_45NM, EnergyTable, load_table, model_energy
+from spikingbrain.analysis.monitor import SpikeMonitor
+from spikingbrain.analysis.report import build_report, report_figures, write_report
+from spikingbrain.analysis.stats import ModelStats
+
+__all__ = ["read_text_file", "load_model_dir", "run_text", "analyze_model", "analyze",
+           "sweep_k", "sweep_rows_from", "demo_report"]
+
+Progress = Callable[[int], None]
+
+
+def read_text_file(path: str | os.PathLike) -> list[str]:
+    """Non-empty lines of a UTF-8 text file, one sequence per line."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"text file {p} does not exist (give one sequence per line)")
+    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        raise ValueError(f"text file {p} holds no non-empty line; give one sequence per line")
+    return lines
+
+
+def _is_converted_dir(path: Path) -> bool:
+    from spikingbrain.converter.serialize import META_FILE
+
+    return (path / META_FILE).is_file()
+
+
+def load_model_dir(model_dir: str | os.PathLike, config: Any = None,
+                   tokenizer_dir: str | os.PathLike | None = None
+                   ) -> tuple[nn.Module, Any, nn.Module | None, dict[str, Any]]:
+    """Load ``(spiking model, tokenizer, float model or None, description)`` from a folder.
+
+    A float folder is loaded with ``transformers.AutoModel`` and converted with ``config``
+    (the float model is kept as the fidelity reference); a converted folder is loaded with
+    :func:`spikingbrain.converter.load_converted` (no float reference). The tokenizer comes
+    from ``tokenizer_dir`` or the model folder.
+    """
+    from spikingbrain.converter import SpikeConfig, convert, load_converted
+    from spikingbrain.utils.optional import require
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model folder {path} does not exist (a local Hugging Face "
+                                f"folder with config.json, or a converted folder)")
+    transformers = require("transformers", extra="hf", purpose="loading Hugging Face models")
+    tok_path = Path(tokenizer_dir) if tokenizer_dir else path
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(tok_path, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"no tokenizer found in {tok_path} ({err}); pass --tokenizer DIR") \
+            from None
+    if _is_converted_dir(path):
+        model = load_converted(path).eval()
+        from spikingbrain.converter.serialize import read_metadata
+
+        meta = read_metadata(path)
+        return model, tokenizer, None, {"path": str(path), "kind": "converted folder",
+                                        "config": meta.get("config")}
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder "
+                                f"and no converted model")
+    config = SpikeConfig() if config is None else config
+    float_model = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
+    model = convert(copy.deepcopy(float_model), config).eval()
+    return model, tokenizer, float_model, {
+        "path": str(path), "kind": "float folder, converted here",
+        "class": type(float_model).__name__, "config": config.to_dict()}
+
+
+@torch.no_grad()
+def run_text(model: nn.Module, tokenizer: Any, sentences: Sequence[str],
+             mon: SpikeMonitor | None = None, batch_size: int = 32, max_length: int = 128,
+             on_batch: Progress | None = None) -> tuple[torch.Tensor, int]:
+    """Run ``sentences`` through ``model`` in batches; returns (mean-pooled embeddings
+    ``[n, hidden]``, number of real tokens). Padding tokens are masked out of ``mon``."""
+    from spikingbrain.data import mean_pool
+
+    if batch_size < 1 or max_length < 1:
+        raise ValueError("batch_size and max_length must be >= 1")
+    device = next(model.parameters()).device
+    outs, n_tokens = [], 0
+    for i in range(0, len(sentences), batch_size):
+        batch = tokenizer(list(sentences[i : i + batch_size]), padding=True, truncation=True,
+                          max_length=max_length, return_tensors="pt").to(device)
+        mask = batch["attention_mask"]
+        n_tokens += int(mask.sum())
+        if mon is not None:
+            with mon.token_mask(mask.bool()):
+                out = model(**batch)
+        else:
+            out = model(**batch)
+        hidden = getattr(out, "last_hidden_state", None)
+        if hidden is None:
+            hidden = out[0]
+        outs.append(mean_pool(hidden.float(), mask))
+        if on_batch is not None:
+            on_batch(len(batch["input_ids"]))
+    return torch.cat(outs), n_tokens
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    cos = torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1)
+    return {"cosine": float(cos.mean()), "cosine_min": float(cos.min()),
+            "relative_l2": float((a - b).norm() / b.norm().clamp_min(1e-12))}
+
+
+def analyze_model(model: nn.Module, tokenizer: Any, sentences: Sequence[str], *,
+                  float_model: nn.Module | None = None, batch_size: int = 32,
+                  max_length: int = 128, raster_layer: str | None = None,
+                  on_batch: Progress | None = None) -> tuple[ModelStats, dict, dict, dict]:
+    """Monitor ``model`` on ``sentences``; returns (stats, samples, fidelity, data info)."""
+    mon0 = SpikeMonitor(model)
+    if not mon0.layer_names:
+        raise ValueError("the model has no spiking layer: convert it first "
+                         "(spikingbrain.converter.convert)")
+    layer = raster_layer or mon0.layer_names[0]
+    mon = SpikeMonitor(model, sample={layer: (12, 48)})
+    mon.attach()
+    try:
+        emb, n_tok = run_text(model, tokenizer, sentences, mon, batch_size, max_length, on_batch)
+    finally:
+        mon.detach()
+    fidelity = {}
+    if float_model is not None:
+        ref, _ = run_text(float_model, tokenizer, sentences, None, batch_size, max_length)
+        fidelity = _cosine(emb, ref)
+    data = {"sentences": len(sentences), "tokens": n_tok, "max_length": max_length}
+    return mon.stats(), mon.samples(), fidelity, data
+
+
+def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
+            sentences: Sequence[str], *, config: Any = None, window: int | None = 3,
+            table: str | EnergyTable = HOROWITZ_45NM, memory: str | None = None,
+            batch_size: int = 32, max_length: int = 128, raster_layer: str | None = None,
+            model: tuple | None = None, text_source: str = "", sweep: list | None = None,
+            on_batch: Progress | None = None, title: str | None = None) -> dict[str, Any]:
+    """Analyse a model folder (or ``model=(spiking, tokenizer, float|None, info)``) on
+    ``sentences`` and write the report into ``out_dir``; returns the report dict."""
+    spiking, tok, float_model, info = model if model is not None else load_model_dir(
+        model_dir, config)
+    stats, samples, fidelity, data = analyze_model(
+        spiking, tok, sentences, float_model=float_model, batch_size=batch_size,
+        max_length=max_length, raster_layer=raster_layer, on_batch=on_batch)
+    data["source"] = text_source
+    rep = build_report(stats, title=title or f"Spike analysis of {Path(info['path']).name}",
+                       model=info, data=data, window=window, table=table, memory=memory,
+                       fidelity=fidelity or None, sweep=sweep)
+    figs = report_figures(stats, window=window, table=table, memory=memory, samples=samples,
+                          sweep=sweep)
+    write_report(out_dir, rep, figs)
+    return rep
+
+
+def sweep_rows_from(k: float, stats: ModelStats, fidelity: dict[str, float] | None,
+                    table: str | EnergyTable = HOROWITZ_45NM, window: int | None = 3
+                    ) -> dict[str, Any]:
+    """One k-sweep row (fractions, spikes, sparsity, energy, cosine) from statistics."""
+    total = stats.total
+    _, e = model_energy(stats, load_table(table))
+    return {
+        "k": k,
+        "fraction_le_7": total.fraction_le_7,
+        "fraction_gt_16": total.fraction_gt_16,
+        "mean_spikes_per_channel": total.mean_spikes_per_channel,
+        "sparsity": total.sparsity,
+        "sparsity_at_window": total.sparsity_at(window) if window else None,
+        "silent_fraction": total.silent_fraction,
+        "energy_per_token_pj": e.spiking_pj if e else 0.0,
+        "int8_energy_per_token_pj": e.int8_pj if e else 0.0,
+        "fp16_energy_per_token_pj": e.fp16_pj if e else 0.0,
+        "cosine": (fidelity or {}).get("cosine"),
+    }
+
+
+def sweep_k(float_model: nn.Module, tokenizer: Any, sentences: Sequence[str],
+            ks: Sequence[float], config: Any = None, *, batch_size: int = 32,
+            max_length: int = 128, table: str | EnergyTable = HOROWITZ_45NM,
+            window: int | None = 3, on_batch: Progress | None = None,
+            on_k: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """Convert a copy of ``float_model`` for each ``k`` and measure it on ``sentences``.
+
+    Returns one row per k (see :func:`sweep_rows_from`); the float embeddings are computed
+    once.
+    """
+    from spikingbrain.converter import SpikeConfig, convert
+
+    if not ks:
+        raise ValueError("give at least one k")
+    base = SpikeConfig() if config is None else config
+    ref, _ = run_text(float_model, tokenizer, sentences, None, batch_size, max_length)
+    rows = []
+    for k in ks:
+        model = convert(copy.deepcopy(float_model), base.replace(k=float(k))).eval()
+        mon = SpikeMonitor(model).attach()
+        try:
+            emb, _ = run_text(model, tokenizer, sentences, mon, batch_size, max_length, on_batch)
+        finally:
+            mon.detach()
+        rows.append(sweep_rows_from(float(k), mon.stats(), _cosine(emb, ref), table, window))
+        if on_k is not None:
+            on_k(float(k))
+    return rows
+
+
+def demo_report(out_dir: str | os.PathLike = "report", n_sentences: int = 64,
+                ks: Sequence[float] = (2, 2.5, 3, 3.5, 4), config: Any = None,
+                batch_size: int = 32) -> dict[str, Any]:
+    """Convert the embedded all-MiniLM-L6-v2, run ``n_sentences`` standard-library sentences
+    through the monitor, sweep ``ks`` and write ``out_dir`` (index.html, report.json,
+    report.md, plots/). Returns the report dict."""
+    from spikingbrain.converter import SpikeConfig, convert
+    from spikingbrain.data import load_minilm, minilm_dir, stdlib_sentences
+
+    float_model, tok = load_minilm()
+    sentences = stdlib_sentences(n_sentences)
+    config = SpikeConfig() if config is None else config
+    rows = sweep_k(float_model, tok, sentences, ks, config, batch_size=batch_size) if ks else None
+    spiking = convert(copy.deepcopy(float_model), config).eval()
+    info = {"name": "sentence-transformers/all-MiniLM-L6-v2", "path": str(minilm_dir()),
+            "class": type(float_model).__name__, "config": config.to_dict()}
+    return analyze(None, out_dir, sentences, model=(spiking, tok, float_model, info),
+                   text_source=f"{n_sentences} sentences from Python standard-library docstrings",
+                   sweep=rows, batch_size=batch_size,
+                   title="Spike analysis of all-MiniLM-L6-v2 (W8ASpike)")

@@ -1,0 +1,127 @@
+"""SIMD-within-a-register fast paths for the coders (eight int8 lanes per int64 word).
+
+A spike train ``[T, N]`` of int8 is viewed as ``[T, N/8]`` int64 words, so every elementwise
+operation touches eight spikes at once. Used by :mod:`spikingbrain.coding.codec` when ``N`` is a
+multiple of 8 and the counts fit the lanes; the portable path remains the reference and the
+tests compare both bit for bit. Lane arithmetic never carries between bytes:
+
+- bitwise encode: byte ``b`` of ``(m >> k) & L`` is bit ``k`` of lane ``b`` (``L = 0x01`` per byte);
+- binary/ternary encode, 7-bit magnitudes: ``((m | 0x80) - (t+1)) >> 7 & 1`` is ``m > t`` per lane;
+- negative spikes: ``bits | (bits * 0xFE) & neg`` turns a 1 into 0xFF (-1) where ``neg`` is 0xFF;
+- decode: lanes are summed (binary/ternary, at most 255 steps per block) or combined by Horner's
+  rule (bitwise, at most 8 steps), all within a byte.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["LANES", "usable", "encode_bitwise", "encode_unary", "decode_unary", "decode_bitwise"]
+
+LANES = 8
+_L = 0x0101010101010101
+_H = -0x7F7F7F7F7F7F7F80  # 0x8080808080808080 as a signed int64
+_FE = 0xFE
+
+
+def usable(numel: int, device: torch.device) -> bool:
+    """Whether ``numel`` elements per step can be viewed as whole int64 words."""
+    return numel > 0 and numel % LANES == 0
+
+
+def _words(t: torch.Tensor) -> torch.Tensor:
+    """View a contiguous int8/uint8 tensor ``[..., N]`` as int64 ``[..., N/8]``."""
+    return t.view(torch.int64)
+
+
+def _signed_rows(bits: torch.Tensor, negmask: torch.Tensor, out: torch.Tensor) -> None:
+    """out = bits with the lanes of negative elements turned from 0x01 into 0xFF."""
+    torch.mul(bits, _FE, out=out)
+    out.bitwise_and_(negmask).bitwise_or_(bits)
+
+
+def encode_bitwise(mag: torch.Tensor, negmask: torch.Tensor | None, out: torch.Tensor) -> None:
+    """Bitwise trains into ``out [T, N]`` (int8) from uint8 lanes ``mag [N]``, ``T <= 8``.
+
+    ``mag`` holds the T-bit word of each count; ``negmask`` (int64 words, 0xFF lanes for
+    negative counts) turns spikes into -1 (sign-magnitude); ``None`` keeps 0/1 spikes
+    (unsigned and two's complement).
+    """
+    T = out.shape[0]
+    m, o = _words(mag), _words(out)
+    tmp = torch.empty_like(m) if negmask is not None else None
+    for t in range(T):
+        row = o[t]
+        torch.bitwise_right_shift(m, T - 1 - t, out=row)
+        row.bitwise_and_(_L)
+        if negmask is not None:
+            tmp.copy_(row)
+            _signed_rows(tmp, negmask, row)
+
+
+def encode_unary(mag: torch.Tensor, negmask: torch.Tensor | None, out: torch.Tensor) -> None:
+    """Binary/ternary trains into ``out [T, N]`` from uint8 lanes ``mag [N]`` (values and T <= 127)."""
+    T = out.shape[0]
+    o = _words(out)
+    high = _words(mag) | _H
+    tmp = torch.empty_like(high) if negmask is not None else None
+    for t in range(T):
+        row = o[t]
+        torch.sub(high, (t + 1) * _L, out=row)
+        row.bitwise_right_shift_(7).bitwise_and_(_L)
+        if negmask is not None:
+            tmp.copy_(row)
+            _signed_rows(tmp, negmask, row)
+
+
+def _lanes_to_int(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return words.view(torch.uint8).to(dtype)
+
+
+def decode_unary(spikes: torch.Tensor, signed: bool, dtype: torch.dtype) -> torch.Tensor:
+    """Sum a binary/ternary train ``[T, N]`` (int8, N % 8 == 0) over time."""
+    T, n = spikes.shape
+    s = _words(spikes)
+    total = torch.zeros(n, dtype=dtype, device=spikes.device)
+    acc = torch.zeros(n // LANES, dtype=torch.int64, device=spikes.device)
+    neg = torch.zeros_like(acc) if signed else None
+    tmp = torch.empty_like(acc) if signed else None
+    for start in range(0, T, 255):  # each lane holds at most 255
+        acc.zero_()
+        if signed:
+            neg.zero_()
+        for t in range(start, min(T, start + 255)):
+            if signed:
+                torch.bitwise_and(s[t], _L, out=tmp)  # 1 for +1 and for -1 (0xFF)
+                acc.add_(tmp)
+                torch.bitwise_right_shift(s[t], 7, out=tmp)
+                neg.add_(tmp.bitwise_and_(_L))  # 1 for -1
+            else:
+                acc.add_(s[t])
+        total += _lanes_to_int(acc, dtype)
+        if signed:
+            total -= 2 * _lanes_to_int(neg, dtype)
+    return total
+
+
+def decode_bitwise(spikes: torch.Tensor, signed: bool, twos: bool, dtype: torch.dtype) -> torch.Tensor:
+    """Horner's rule over a bitwise train ``[T, N]`` (int8, N % 8 == 0, T <= 8)."""
+    T, n = spikes.shape
+    s = _words(spikes)
+    acc = torch.zeros(n // LANES, dtype=torch.int64, device=spikes.device)
+    negany = torch.zeros_like(acc) if signed else None
+    tmp = torch.empty_like(acc) if signed else None
+    for t in range(T):
+        if signed:
+            torch.bitwise_and(s[t], _L, out=tmp)
+            torch.add(tmp, acc, alpha=2, out=acc)
+            negany.bitwise_or_(s[t])
+        else:
+            torch.add(s[t], acc, alpha=2, out=acc)
+    out = _lanes_to_int(acc, dtype)
+    if twos:  # the first step is the sign bit: its weight is -2**(T-1), not +2**(T-1)
+        out -= spikes[0].to(dtype) << T
+    elif signed:
+        neg = _lanes_to_int(negany.bitwise_right_shift_(7).bitwise_and_(_L), dtype)
+        out *= 1 - 2 * neg
+    return out

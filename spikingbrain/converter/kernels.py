@@ -1,0 +1,270 @@
+"""Exact integer accumulation of spike counts times INT8 weights, per weight group.
+
+``acc[n, o, g] = sum_{i in group g} qdata[o, i] * counts[n, i]`` in int32, computed three ways:
+
+- :func:`count_accumulators` (mode ``"count"``): one integer matmul per group with
+  ``torch._int_mm`` (int8 x int8 -> int32). Operands that do not fit int8 (counts above 127 in
+  magnitude, int16 weight codes) are split into base-128 digits, ``a = sum_j a_j 128**j`` with
+  ``a_j`` in [-64, 63] (the top digit in int8), and the digit products are recombined in int32:
+  nothing wraps as long as the true result fits int32. Where ``_int_mm`` is unavailable (other
+  devices or shapes it refuses) a float64 matmul is used, exact while ``|acc| < 2**53``.
+- :func:`spike_accumulators` (mode ``"spike"``): the counts are expanded into a spike train with
+  :func:`spikingbrain.coding.encode` and every time step is accumulated with its time weight:
+  ``acc = sum_t w_t * (qdata @ s_t)``. Unsigned schemes carry negative counts on a second train
+  of the same scheme with polarity -1. Integer arithmetic, so identical to the count mode.
+- :func:`reference_accumulators`: a plain int64 einsum, the reference for the tests.
+
+:func:`epilogue` turns accumulators into floats with a fixed order of operations shared by the
+count and spike modes: ``y = ((acc * scale).sum(groups) * vth) + bias`` in ``compute_dtype``.
+
+>>> q = torch.tensor([[1, -2, 3], [4, 5, -6]], dtype=torch.int8)
+>>> c = torch.tensor([[2, 0, -1]])
+>>> count_accumulators(c, q, group_size=2).tolist()
+[[[2, -3], [8, 6]]]
+>>> torch.equal(spike_accumulators(c, q, 2, "ternary"), count_accumulators(c, q, 2))
+True
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spikingbrain.coding import encode
+from spikingbrain.coding.schemes import get_scheme
+from spikingbrain.converter.quant import n_groups
+
+__all__ = [
+    "int8_digits",
+    "exact_int_matmul",
+    "count_accumulators",
+    "spike_accumulators",
+    "reference_accumulators",
+    "epilogue",
+]
+
+_BASE = 128
+
+
+def int8_digits(t: torch.Tensor) -> list[torch.Tensor]:
+    """Split an integer tensor into int8 digits with ``t = sum_j digits[j] * 128**j``.
+
+    One digit (``t`` as int8) when ``t`` fits int8; otherwise balanced digits in [-64, 63]
+    with the top digit in [-128, 127].
+
+    >>> d = int8_digits(torch.tensor([300, -5, -1000]))
+    >>> [x.tolist() for x in d]
+    [[44, -5, 24], [2, 0, -8]]
+    """
+    if t.dtype == torch.int8:
+        return [t]
+    if t.numel() == 0:
+        return [t.to(torch.int8)]
+    lo, hi = torch.aminmax(t)
+    if -128 <= int(lo) and int(hi) <= 127:
+        return [t.to(torch.int8)]
+    rest = t.to(torch.int64)
+    digits = []
+    while True:
+        lo, hi = torch.aminmax(rest)
+        if -128 <= int(lo) and int(hi) <= 127:
+            digits.append(rest.to(torch.int8))
+            return digits
+        d = torch.remainder(rest + 64, _BASE) - 64
+        digits.append(d.to(torch.int8))
+        rest = torch.div(rest - d, _BASE, rounding_mode="floor")
+
+
+def _int_mm_ok(a: torch.Tensor, b_t: torch.Tensor) -> bool:
+    """Whether ``torch._int_mm(a [m, k], b_t.t() [k, n])`` applies.
+
+    On CPU (torch 2.13, checked) any shape with int8 operands works. On CUDA the kernel needs
+    ``m > 16`` and ``k``, ``n`` multiples of 8.
+    """
+    if not hasattr(torch, "_int_mm"):
+        return False
+    if a.device.type == "cpu":
+        return True
+    if a.device.type == "cuda":
+        m, k = a.shape
+        n = b_t.shape[0]
+        return m > 16 and k % 8 == 0 and n % 8 == 0
+    return False
+
+
+def _digit_matmul(a_d: list[torch.Tensor], b_d: list[torch.Tensor], a_offset: int = 0
+                  ) -> torch.Tensor:
+    """``sum_ij 128**(i+j+a_offset) * a_d[i] @ b_d[j].T`` in int32 with ``torch._int_mm``."""
+    acc = None
+    for i, ai in enumerate(a_d):
+        for j, bj in enumerate(b_d):
+            p = torch._int_mm(ai, bj.t())
+            if i + j + a_offset:
+                p = p * (_BASE ** (i + j + a_offset))
+            acc = p if acc is None else acc + p
+    return acc
+
+
+def _float_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.to(torch.float64) @ b.to(torch.float64).t()).to(torch.int32)
+
+
+def exact_int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact ``a [m, k] @ b [n, k].T`` for integer tensors, as int32 ``[m, n]``.
+
+    Uses ``torch._int_mm`` on int8 digits (see :func:`int8_digits`); falls back to a float64
+    matmul (exact while partial sums stay below 2**53) where ``_int_mm`` does not apply.
+
+    >>> a = torch.tensor([[200, -3]]); b = torch.tensor([[100, 7]], dtype=torch.int16)
+    >>> exact_int_matmul(a, b).tolist()
+    [[19979]]
+    """
+    return _grouped_matmul(a, b, a.shape[1]).squeeze(-1)
+
+
+def _grouped_matmul(a: torch.Tensor, b: torch.Tensor, group_size: int,
+                    col_absmax: torch.Tensor | None = None) -> torch.Tensor:
+    m, k = a.shape
+    n = b.shape[0]
+    G = n_groups(k, group_size)
+    if m == 0 or n == 0 or k == 0:
+        return torch.zeros(m, n, G, dtype=torch.int32, device=a.device)
+    sl = [slice(g * group_size, (g + 1) * group_size) for g in range(G)]
+    if _int_mm_ok(a, b):
+        try:
+            return _grouped_int_mm(a, b, sl, group_size, col_absmax)
+        except RuntimeError:  # pragma: no cover - device-specific shape rules
+            pass
+    a = _as_int(a)
+    return torch.stack([_float_matmul(a[:, s], b[:, s]) for s in sl], dim=-1)
+
+
+def _grouped_int_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], group_size: int,
+                    col_absmax: torch.Tensor | None = None) -> torch.Tensor:
+    """int8 ``_int_mm`` per group. Input columns holding a value beyond int8 (activation
+    outliers) are split into base-128 digits; the low digit stays in the dense int8 operand and
+    the higher digits of those few columns add small extra matmuls."""
+    b_d = int8_digits(b)
+    if a.dtype == torch.int8:
+        a8, extra = a, None
+    else:
+        col_max = a.abs().amax(dim=0) if col_absmax is None else col_absmax
+        cols = torch.nonzero(col_max > 127).flatten()
+        if cols.numel() == 0:
+            a8, extra = a.to(torch.int8), None
+        else:
+            digits = int8_digits(_as_int(a[:, cols]))
+            a_low = a.clone()
+            a_low[:, cols] = digits[0].to(a.dtype)
+            a8, extra = a_low.to(torch.int8), (cols, digits[1:])
+    parts = []
+    for g, s in enumerate(sl):
+        acc = _digit_matmul([a8[:, s]], [d[:, s] for d in b_d])
+        if extra is not None:
+            cols, high = extra
+            in_g = cols[(cols >= g * group_size) & (cols < (g + 1) * group_size)]
+            if in_g.numel():
+                pos = torch.searchsorted(cols, in_g)
+                hi_d = [d[:, pos] for d in high]
+                b_cols = [d[:, in_g] for d in b_d]
+                acc = acc + _digit_matmul(hi_d, b_cols, a_offset=1)
+        parts.append(acc)
+    return torch.stack(parts, dim=-1)
+
+
+def _as_int(counts: torch.Tensor) -> torch.Tensor:
+    if counts.is_floating_point():
+        return counts.to(torch.int32)
+    return counts
+
+
+def count_accumulators(counts: torch.Tensor, qdata: torch.Tensor, group_size: int,
+                       col_absmax: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-group integer accumulators ``[N, out, n_groups]`` (int32) of counts ``[N, in]``.
+
+    ``counts`` are integers (or integer-valued floats, converted exactly); ``qdata [out, in]``
+    int8 or int16; ``col_absmax [in]`` optionally gives ``counts.abs().amax(0)`` when the
+    caller already has it.
+    """
+    if counts.is_floating_point() and counts.numel() and (
+            col_absmax is None or float(col_absmax.max()) >= 2**31):
+        counts = _as_int(counts)
+    return _grouped_matmul(counts, qdata, group_size, col_absmax)
+
+
+def spike_trains(counts: torch.Tensor, scheme: str, T: int | None = None
+                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Spike trains and time weights that reproduce integer ``counts`` under ``scheme``.
+
+    Returns a list of ``(spikes int8 [T, *shape], weights int64 [T])`` pairs with
+    ``counts = sum over pairs of sum_t weights[t] * spikes[t]``: one pair for signed schemes;
+    for unsigned schemes one for ``max(c, 0)`` and one (weights negated) for ``max(-c, 0)``.
+
+    >>> [(s.flatten().tolist(), w.tolist()) for s, w in spike_trains(torch.tensor([-2]), "binary")]
+    [([0, 0], [1, 1]), ([1, 1], [-1, -1])]
+    """
+    spec = get_scheme(scheme)
+    c = _as_int(counts)
+    if spec.signed:
+        s = encode(c, spec, T)
+        return [(s, spec.time_weights(s.shape[0], device=c.device))]
+    pos, neg = c.clamp_min(0), (-c).clamp_min(0)
+    if T is None:  # one window for both polarities
+        T = spec.min_steps(0, max(int(pos.max()) if pos.numel() else 0,
+                                  int(neg.max()) if neg.numel() else 0))
+    sp, sn = encode(pos, spec, T), encode(neg, spec, T)
+    w = spec.time_weights(T, device=c.device)
+    return [(sp, w), (sn, -w)]
+
+
+def spike_accumulators(counts: torch.Tensor, qdata: torch.Tensor, group_size: int,
+                       scheme: str, T: int | None = None) -> torch.Tensor:
+    """Event-driven accumulators: the same ``[N, out, n_groups]`` int32 result as
+    :func:`count_accumulators`, computed from spike trains one time step at a time.
+
+    Each step multiplies spikes in {-1, 0, 1} (or {0, 1}) by the int8 weights and adds the
+    result times the step's weight ``w_t`` (a power of two for the bitwise schemes).
+    """
+    out_f, in_f = qdata.shape
+    N = counts.shape[0]
+    acc = torch.zeros(N, out_f, n_groups(in_f, group_size), dtype=torch.int32,
+                      device=qdata.device)
+    for spikes, weights in spike_trains(counts, scheme, T):
+        for t in range(spikes.shape[0]):
+            w = int(weights[t])
+            if abs(w) >= 2**31 and not bool(spikes[t].any()):
+                continue  # leading steps of a window wider than int32 counts: all silent
+            acc += count_accumulators(spikes[t], qdata, group_size) * w
+    return acc
+
+
+def reference_accumulators(counts: torch.Tensor, qdata: torch.Tensor, group_size: int
+                           ) -> torch.Tensor:
+    """Plain int64 reference ``[N, out, n_groups]`` (slow; for tests)."""
+    c = _as_int(counts).to(torch.int64)
+    q = qdata.to(torch.int64)
+    G = n_groups(q.shape[1], group_size)
+    parts = [c[:, g * group_size:(g + 1) * group_size] @ q[:, g * group_size:(g + 1) * group_size].t()
+             for g in range(G)]
+    return torch.stack(parts, -1)
+
+
+def epilogue(acc: torch.Tensor, scale: torch.Tensor, vth: torch.Tensor,
+             bias: torch.Tensor | None, compute_dtype: torch.dtype) -> torch.Tensor:
+    """Float output ``[N, out]`` from accumulators ``[N, out, G]``, ``scale [out, G]``, ``vth [N, 1]``.
+
+    Fixed order: ``y = (acc * scale).sum(-1)``, then ``y * vth``, then ``+ bias``, all in
+    ``compute_dtype``.
+
+    >>> acc = torch.tensor([[[2, -3], [8, 6]]], dtype=torch.int32)
+    >>> epilogue(acc, torch.tensor([[0.5, 1.0], [1.0, 0.25]]), torch.tensor([[2.0]]),
+    ...          None, torch.float32).tolist()
+    [[-4.0, 19.0]]
+    """
+    if acc.shape[-1] == 1:  # one group: the sum over groups is the element itself
+        y = acc[..., 0].to(compute_dtype).mul_(scale[:, 0].to(compute_dtype))
+    else:
+        y = (acc.to(compute_dtype) * scale.to(compute_dtype)).sum(-1)
+    y.mul_(vth.to(compute_dtype))
+    if bias is not None:
+        y.add_(bias.to(compute_dtype))
+    return y

@@ -1,0 +1,306 @@
+"""Save and load converted models: ``model.safetensors`` + ``spikingbrain_converted.json``.
+
+The JSON file records the format name, :data:`SCHEMA_VERSION`, the package version, the
+default :class:`SpikeConfig`, every converted layer (shape, group size, qdata/bias dtypes and
+its own config), tied-tensor aliases, the safetensors file's SHA-256, and for Hugging Face
+models the model class (the folder then also holds ``config.json``). Files are written
+atomically (the JSON last), so a folder is either complete or still shows the previous save.
+
+Loading rebuilds the model in one of two ways:
+
+- ``load_converted(folder, model=skeleton)``: ``skeleton`` is a freshly built float model of
+  the same architecture (its weights are overwritten); the recorded layers are swapped for
+  empty :class:`SpikingLinear` shells, then the state dict is loaded strictly.
+- ``load_converted(folder)``: for Hugging Face models, the model class is built from the
+  folder's ``config.json`` with transformers, then as above.
+
+>>> import tempfile, torch
+>>> from torch import nn
+>>> from spikingbrain.converter import SpikeConfig, convert
+>>> net = convert(nn.Sequential(nn.Linear(8, 4)), SpikeConfig())
+>>> d = tempfile.mkdtemp()
+>>> save_converted(net, d)
+>>> again = load_converted(d, model=nn.Sequential(nn.Linear(8, 4)))
+>>> x = torch.randn(3, 8)
+>>> torch.equal(again(x), net(x))
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikingbrain.converter.config import SpikeConfig
+from spikingbrain.converter.convert import spiking_layers
+from spikingbrain.converter.layer import SpikingLinear, is_conv1d
+from spikingbrain.utils.atomic import atomic_path, atomic_write
+
+__all__ = ["SCHEMA_VERSION", "FORMAT", "META_FILE", "WEIGHTS_FILE", "save_converted",
+           "load_converted", "read_metadata"]
+
+#: Version of the folder layout; bumped when a change would break older readers.
+SCHEMA_VERSION = 1
+FORMAT = "spikingbrain.converted"
+META_FILE = "spikingbrain_converted.json"
+WEIGHTS_FILE = "model.safetensors"
+
+_DTYPES = {str(d).removeprefix("torch."): d for d in
+           (torch.int8, torch.int16, torch.float32, torch.float16, torch.bfloat16, torch.float64)}
+
+
+def _dtype_name(d: torch.dtype) -> str:
+    return str(d).removeprefix("torch.")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _dedup_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """State dict without shared tensors (safetensors refuses them) and the aliases."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, t in model.state_dict().items():
+        key = (t.data_ptr(), t.dtype, tuple(t.shape), tuple(t.stride())) if t.numel() else None
+        if key is not None and key in seen:
+            aliases[name] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = name
+        tensors[name] = t.detach().contiguous().cpu()
+    return tensors, aliases
+
+
+def _hf_info(model: nn.Module) -> dict[str, Any] | None:
+    cfg = getattr(model, "config", None)
+    if cfg is None or not hasattr(cfg, "save_pretrained") or not hasattr(model, "state_dict"):
+        return None
+    floats = [p.dtype for p in model.parameters() if p.is_floating_point()]
+    return {"class_name": type(model).__name__,
+            "dtype": _dtype_name(floats[0]) if floats else "float32"}
+
+
+def save_converted(model: nn.Module, path: str | os.PathLike) -> None:
+    """Save a converted model into folder ``path`` (created if missing).
+
+    Writes ``model.safetensors`` (all parameters and buffers; tied tensors once),
+    ``spikingbrain_converted.json`` and, for Hugging Face models, ``config.json`` (and the
+    generation config when present).
+    """
+    from safetensors.torch import save_file
+
+    from spikingbrain import __version__
+
+    layers = spiking_layers(model)
+    if not layers:
+        raise ValueError("the model has no SpikingLinear layer; convert it first with "
+                         "spikingbrain.converter.convert(model, SpikeConfig(...))")
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors, aliases = _dedup_state(model)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        digest = _sha256(tmp)
+    hf = _hf_info(model)
+    if hf is not None:
+        model.config.save_pretrained(folder)  # writes config.json (small)
+        gen = getattr(model, "generation_config", None)
+        if gen is not None and hasattr(gen, "save_pretrained"):
+            try:
+                gen.save_pretrained(folder)
+            except Exception:  # pragma: no cover - invalid generation configs are not ours
+                pass
+    first = next(iter(layers.values())).config
+    meta = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "spikingbrain_version": __version__,
+        "config": first.to_dict(),
+        "weights": {"file": WEIGHTS_FILE, "sha256": digest},
+        "aliases": aliases,
+        "hf": hf,
+        "layers": {
+            name: {
+                "in_features": m.in_features,
+                "out_features": m.out_features,
+                "group_size": m.group_size,
+                "qdata_dtype": _dtype_name(m.qdata.dtype),
+                "bias": m.bias is not None,
+                "bias_dtype": _dtype_name(m.bias.dtype) if m.bias is not None else None,
+                "n_out_of_range": m.n_out_of_range,
+                "config": m.config.to_dict(),
+            }
+            for name, m in layers.items()
+        },
+    }
+    with atomic_write(folder / META_FILE, "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check ``spikingbrain_converted.json`` of folder ``path``.
+
+    Raises FileNotFoundError when the folder holds no converted model and ValueError for a
+    foreign, corrupt or newer-schema file.
+    """
+    folder = Path(path)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"{folder} holds no converted model ({META_FILE} is missing); write one with "
+            f"spikingbrain.converter.save_converted or `spikingbrain convert`"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{meta_path} is not valid JSON ({err}); the file is corrupt") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(
+            f"{meta_path} is not a spikingbrain converted-model file (format "
+            f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r})"
+        )
+    version = meta.get("schema_version")
+    if not isinstance(version, int):
+        raise ValueError(f"{meta_path} has no valid schema_version")
+    if version > SCHEMA_VERSION:
+        raise ValueError(
+            f"{meta_path} uses schema version {version}, newer than this spikingbrain "
+            f"understands ({SCHEMA_VERSION}); it was written by spikingbrain "
+            f"{meta.get('spikingbrain_version')}: upgrade spikingbrain to load it"
+        )
+    for key in ("layers", "weights", "config"):
+        if key not in meta:
+            raise ValueError(f"{meta_path} lacks the '{key}' entry; the file is corrupt")
+    return meta
+
+
+def _build_hf(folder: Path, meta: dict[str, Any]) -> nn.Module:
+    hf = meta.get("hf")
+    if not hf:
+        raise ValueError(
+            f"{folder} holds a converted plain PyTorch model: pass the float architecture, "
+            f"load_converted(folder, model=build_my_model())"
+        )
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} lacks config.json, needed to rebuild the "
+                                f"Hugging Face model {hf.get('class_name')}")
+    from spikingbrain.utils.optional import require
+
+    transformers = require("transformers", extra="hf", purpose="loading Hugging Face models")
+    config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+    cls = getattr(transformers, hf["class_name"], None)
+    if cls is None:
+        raise ValueError(f"transformers has no model class {hf['class_name']!r}; pass "
+                         f"model=... to load_converted")
+    model = cls(config)
+    dtype = _DTYPES.get(hf.get("dtype", "float32"), torch.float32)
+    return model.to(dtype).eval()
+
+
+def _shell(spec: dict[str, Any], where: str) -> SpikingLinear:
+    try:
+        cfg = SpikeConfig.from_dict(spec["config"])
+        qd = _DTYPES[spec["qdata_dtype"]]
+        bd = _DTYPES[spec["bias_dtype"]] if spec["bias"] else torch.float32
+        layer = SpikingLinear(spec["in_features"], spec["out_features"], cfg,
+                              bias=spec["bias"], qdata_dtype=qd, bias_dtype=bd)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"layer entry {where} is malformed ({err!r}); the file is corrupt") \
+            from None
+    if layer.group_size != spec["group_size"]:
+        # imported layers keep their own group size
+        layer = SpikingLinear(spec["in_features"], spec["out_features"],
+                              cfg.replace(granularity="group", group_size=spec["group_size"],
+                                          remainder="partial"),
+                              bias=spec["bias"], qdata_dtype=qd, bias_dtype=bd)
+    layer.n_out_of_range = int(spec.get("n_out_of_range", 0))
+    return layer
+
+
+def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
+                   verify: bool = True) -> nn.Module:
+    """Load a model written by :func:`save_converted` (outputs identical bit for bit).
+
+    Args:
+        path: the folder.
+        model: a float skeleton of the same architecture; ``None`` rebuilds a Hugging Face
+            model from the folder's ``config.json``.
+        verify: check the safetensors file's SHA-256 against the recorded one.
+
+    Returns:
+        the converted model in eval mode.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    meta = read_metadata(folder)
+    wfile = folder / meta["weights"].get("file", WEIGHTS_FILE)
+    if not wfile.is_file():
+        raise FileNotFoundError(f"{wfile} is missing; the converted model is incomplete")
+    if verify and meta["weights"].get("sha256") and _sha256(wfile) != meta["weights"]["sha256"]:
+        raise ValueError(
+            f"{wfile} does not match the checksum recorded in {META_FILE}: the file is corrupt "
+            f"or was replaced (pass verify=False to skip the check)"
+        )
+    try:
+        state = load_file(str(wfile))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{wfile} is not a readable safetensors file ({err}); it is corrupt") \
+            from None
+    if model is None:
+        model = _build_hf(folder, meta)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    for name, spec in meta["layers"].items():
+        try:
+            old = model.get_submodule(name) if name else model
+        except AttributeError:
+            raise ValueError(
+                f"the saved model has a converted layer '{name}' that the given model lacks: "
+                f"the architecture (or its config) does not match the saved one"
+            ) from None
+        shape = None
+        if isinstance(old, SpikingLinear):
+            shape = (old.out_features, old.in_features)
+        elif isinstance(old, nn.Linear):
+            shape = (old.out_features, old.in_features)
+        elif is_conv1d(old):
+            shape = (old.weight.shape[1], old.weight.shape[0])
+        if shape != (spec["out_features"], spec["in_features"]):
+            raise ValueError(
+                f"layer '{name}' is {type(old).__name__} with [out, in] = {shape} in the given "
+                f"model but was saved as {[spec['out_features'], spec['in_features']]}: the "
+                f"model configuration does not match the saved one"
+            )
+        shell = _shell(spec, name).to(next(iter(state.values())).device)
+        if not name:
+            model = shell
+        else:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, shell)
+    for alias, target in meta.get("aliases", {}).items():
+        if target not in state:
+            raise ValueError(f"alias {alias} -> {target} points to a missing tensor; corrupt file")
+        state[alias] = state[target]
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(
+            f"the saved tensors do not fit the model (architecture or config mismatch): {err}"
+        ) from None
+    return model.eval()
