@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Counts are histogrammed exactly in ``[-H, H]``; values beyond fall in the edge bins.
-DEFAULT_HIST_RANGE = 1024
+DEFAULT_HIST_RANGE = 4096
 
 #: Definitions written into every report (key -> sentence).
 DEFINITIONS: dict[str, str] = {
@@ -303,8 +303,16 @@ class LayerStats:
         return out
 
     def to_dict(self, window: int | None = None) -> dict[str, Any]:
-        """Raw totals and derived metrics (JSON-able)."""
+        """Raw totals and derived metrics (JSON-able).
+
+        The histogram is trimmed to its non-zero span: ``hist[i]`` counts the value
+        ``hist_min + i``.
+        """
         d = asdict(self)
+        nz = [i for i, v in enumerate(self.hist) if v]
+        lo, hi = (nz[0], nz[-1]) if nz else (self.hist_range, self.hist_range)
+        d["hist"] = list(self.hist[lo : hi + 1]) if self.hist else []
+        d["hist_min"] = lo - self.hist_range
         d["metrics"] = self.metrics(window)
         return d
 
@@ -312,7 +320,13 @@ class LayerStats:
     def from_dict(cls, d: dict[str, Any]) -> LayerStats:
         """Inverse of :meth:`to_dict` (derived metrics are recomputed)."""
         keys = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in keys})
+        st = cls(**{k: v for k, v in d.items() if k in keys})
+        if "hist_min" in d and st.hist:
+            full = [0] * (2 * st.hist_range + 1)
+            off = d["hist_min"] + st.hist_range
+            full[off : off + len(st.hist)] = st.hist
+            st.hist = full
+        return st
 
     def merged(self, other: LayerStats, name: str | None = None) -> LayerStats:
         """Totals of two layers summed (histograms must share their range)."""

@@ -77,8 +77,10 @@ def int8_digits(t: torch.Tensor) -> list[torch.Tensor]:
 def _int_mm_ok(a: torch.Tensor, b_t: torch.Tensor) -> bool:
     """Whether ``torch._int_mm(a [m, k], b_t.t() [k, n])`` applies.
 
-    On CPU (torch 2.13, checked) any shape with int8 operands works. On CUDA the kernel needs
-    ``m > 16`` and ``k``, ``n`` multiples of 8.
+    On CPU (torch 2.13, checked exhaustively for small shapes) any shape with int8 operands
+    works except an inner dimension ``k = 1`` with a transposed right operand, which returns
+    garbage: those groups use the float fallback. On CUDA the kernel needs ``m > 16`` and
+    ``k``, ``n`` multiples of 8.
     """
     if not hasattr(torch, "_int_mm"):
         return False
@@ -155,9 +157,14 @@ def _grouped_int_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], group_siz
             digits = int8_digits(_as_int(a[:, cols]))
             a_low = a.clone()
             a_low[:, cols] = digits[0].to(a.dtype)
-            a8, extra = a_low.to(torch.int8), (cols, digits[1:])
+            a8 = a_low.to(torch.int8)
+            extra = (cols, digits[1:]) if len(digits) > 1 else None
     parts = []
+    k = a.shape[1]
     for g, s in enumerate(sl):
+        if min(s.stop, k) - s.start < 2:  # k = 1: _int_mm is wrong on CPU
+            parts.append(_float_matmul(_as_int(a[:, s]), b[:, s]))
+            continue
         acc = _digit_matmul([a8[:, s]], [d[:, s] for d in b_d])
         if extra is not None:
             cols, high = extra

@@ -191,7 +191,9 @@ class SpikingLinear(SpikeEmitter):
 
     def _threshold(self, x: torch.Tensor):
         cfg = self.config
-        out = adaptive_threshold(x, cfg.k, cfg.max_count, check_finite=False)
+        # with a fixed window, T and max_count clamp together (each count saturates once)
+        out = adaptive_threshold(x, cfg.k, None if cfg.T is not None else cfg.max_count,
+                                 check_finite=False)
         counts, saturated = out.counts, out.saturated
         # NaN input makes Vth NaN; Inf input makes counts infinite: one reduction finds both
         col = counts.abs().amax(dim=tuple(range(counts.dim() - 1))) \
@@ -206,7 +208,7 @@ class SpikingLinear(SpikeEmitter):
             )
         if cfg.T is not None:
             lo, hi = cfg.count_limits()
-            saturated = saturated + ((counts < lo) | (counts > hi)).sum()
+            saturated = ((counts < lo) | (counts > hi)).sum()
             counts = counts.clamp(lo, hi)
             if col is not None:
                 col = col.clamp(max=max(-lo, hi))

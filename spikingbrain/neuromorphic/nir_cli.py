@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["register_export_nir", "load_model_dir", "match_layers", "token_batch"]
+__all__ = ["load_model_dir", "match_layers", "register_export_nir", "token_batch"]
 
 EMBEDDED = "minilm"
 
@@ -112,7 +112,7 @@ def register_export_nir(export_app: typer.Typer) -> None:
             8, "--tokens", min=1,
             help="real tokens (standard-library sentences) run through the model; each layer's "
                  "thresholds, input spike events and outputs are recorded as NIR data"),
-        out: Path = typer.Option(Path("spiking.nir"), "--out",
+        out: Path = typer.Option("spiking.nir", "--out",  # noqa: B008
                                  help="graph file (.nir); the recorded data go to <stem>.data.nir"),
         chain: bool = typer.Option(
             False, "--chain/--no-chain",

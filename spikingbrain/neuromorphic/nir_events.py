@@ -37,7 +37,7 @@ from torch import nn
 
 from spikingbrain.utils.optional import require
 
-__all__ = ["events_to_nir", "events_from_nir", "record_nir_data", "layer_nir_data"]
+__all__ = ["events_from_nir", "events_to_nir", "layer_nir_data", "record_nir_data"]
 
 
 def _nir() -> Any:
@@ -94,7 +94,7 @@ def events_from_nir(data: Any, dt: float = 1.0, scheme: str | None = None) -> An
     time = np.asarray(data.time, dtype=np.float64)
     value = np.asarray(data.value) if isinstance(data, nir.ValuedEventData) else np.ones(idx.shape)
     S, N = idx.shape[0], int(data.n_neurons)
-    T = int(round(float(data.t_max) / dt))
+    T = round(float(data.t_max) / dt)
     rows, cols = np.nonzero(idx >= 0)
     steps = time[rows, cols] / dt
     t = np.round(steps)

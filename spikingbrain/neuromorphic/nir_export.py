@@ -41,6 +41,7 @@ node (per layer)    NIR type, shape        meaning
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Mapping
@@ -57,13 +58,13 @@ from spikingbrain.utils.optional import require
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "to_nir",
-    "layers_to_nir",
-    "spiking_linear_to_nir",
-    "write_nir",
-    "export_nir",
-    "nir_input_spikes",
     "data_path",
+    "export_nir",
+    "layers_to_nir",
+    "nir_input_spikes",
+    "spiking_linear_to_nir",
+    "to_nir",
+    "write_nir",
 ]
 
 #: Value of the graph metadata entry ``format`` of graphs written by this toolkit.
@@ -245,7 +246,7 @@ def spiking_linear_to_nir(name: str, layer: nn.Module, dt: float = 1.0
         dilation=1, groups=1, bias=np.zeros(1, dtype=np.float32),
         metadata=m("group_sum", order="torch: (acc * scale).sum(groups) * Vth + bias"),
     )
-    edges = [(f"{name}.{a}", f"{name}.{b}") for a, b in zip(LAYER_PARTS[:-2], LAYER_PARTS[1:-1])]
+    edges = [(f"{name}.{a}", f"{name}.{b}") for a, b in itertools.pairwise(LAYER_PARTS[:-1])]
     if layer.bias is not None:
         nodes[f"{name}.bias"] = nir.LI(
             tau=np.full((1, n_out), float(dt)), r=np.zeros((1, n_out)),
@@ -365,7 +366,7 @@ def _scalar_dt(dt: Any) -> float:
 
 def _neuron_node(module: nn.Module, n: int, name: str) -> tuple[Any, float]:
     nir = _nir()
-    IF, LIF, ALIF = _classic_types()
+    IF, _, ALIF = _classic_types()
     p = module.params
     model = type(module).__name__
     meta: dict[str, Any] = {
@@ -444,7 +445,7 @@ def _network_to_nir(net: nn.Sequential, input_size: int | None) -> Any:
     nodes["input"] = nir.Input(input_type={"input": np.array([first_size])})
     nodes["output"] = nir.Output(output_type={"output": np.array([size])})
     names = ["input", *order, "output"]
-    edges = list(zip(names[:-1], names[1:]))
+    edges = list(itertools.pairwise(names))
     dt = dts.pop() if dts else 1.0
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_graph_meta("network", dt))
 

@@ -34,7 +34,7 @@ from torch import nn
 from spikingbrain.neuromorphic.nir_export import FORMAT, FORMAT_VERSION
 from spikingbrain.utils.optional import require
 
-__all__ = ["read_nir", "read_nir_data", "from_nir", "spiking_layers_from_nir", "SUPPORTED_NODES"]
+__all__ = ["SUPPORTED_NODES", "from_nir", "read_nir", "read_nir_data", "spiking_layers_from_nir"]
 
 #: NIR node types :func:`from_nir` turns into modules in a neuron network.
 SUPPORTED_NODES = ("Input", "Output", "Affine", "Linear", "IF", "LIF")
@@ -213,11 +213,16 @@ def _layer_from_nodes(graph: Any, name: str) -> nn.Module:
         raise ValueError(f"layer {name!r}: group scales have shape {scale.shape}, expected "
                          f"{(G, n_out)}")
     has_bias = bdtype != "none"
-    layer = SpikingLinear(n_in, n_out, cfg, bias=has_bias, qdata_dtype=_DTYPES[qdtype],
-                          bias_dtype=_DTYPES.get(bdtype, torch.float32))
+    kwargs = dict(bias=has_bias, qdata_dtype=_DTYPES[qdtype],
+                  bias_dtype=_DTYPES.get(bdtype, torch.float32))
+    layer = SpikingLinear(n_in, n_out, cfg, **kwargs)
+    if layer.group_size != gs:  # imported public codes keep their own group size
+        cfg = cfg.replace(granularity="group" if gs < n_in else "channel", group_size=gs,
+                          remainder="partial")
+        layer = SpikingLinear(n_in, n_out, cfg, **kwargs)
     if layer.group_size != gs or layer.n_groups != G:
-        raise ValueError(f"layer {name!r}: the SpikeConfig gives group size {layer.group_size}, "
-                         f"the graph {gs}")
+        raise ValueError(f"layer {name!r}: the graph has {G} groups of {gs} inputs, which "
+                         f"{n_in} inputs cannot hold")
     with torch.no_grad():
         layer.qdata.copy_(q[:, :n_in])
         layer.scale.copy_(torch.from_numpy(scale.T.copy()))

@@ -30,7 +30,7 @@ from torch import nn
 
 from spikingbrain.utils.optional import require
 
-__all__ = ["spikingjelly_neuron", "wrap_neurons", "adapter_class"]
+__all__ = ["adapter_class", "spikingjelly_neuron", "wrap_neurons"]
 
 
 def _models() -> dict[type, tuple[Any, Any]]:

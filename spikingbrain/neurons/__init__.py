@@ -14,12 +14,26 @@ from spikingbrain.neurons.adaptive import (
     ThresholdOutput,
     adaptive_threshold,
 )
+from spikingbrain.neurons.classic import ALIF, IF, LIF, reset_states
 from spikingbrain.neurons.emitter import ObserverHandle, SpikeEmitter, SpikeRecord
+from spikingbrain.neurons.functional import (
+    ALIFState,
+    IFState,
+    LIFState,
+    alif_multistep,
+    alif_step,
+    if_multistep,
+    if_step,
+    lif_multistep,
+    lif_step,
+)
 from spikingbrain.neurons.multistep import (
     AdaptiveThresholdMultiStep,
     adaptive_threshold_multistep,
     if_soft_reset_multistep,
 )
+from spikingbrain.neurons.params import ALIFParams, IFParams, LIFParams
+from spikingbrain.neurons.surrogate import SURROGATES, spike_fn
 
 __all__ = [
     "adaptive_threshold",
@@ -33,4 +47,22 @@ __all__ = [
     "adaptive_threshold_multistep",
     "AdaptiveThresholdMultiStep",
     "if_soft_reset_multistep",
+    "IF",
+    "LIF",
+    "ALIF",
+    "reset_states",
+    "IFParams",
+    "LIFParams",
+    "ALIFParams",
+    "IFState",
+    "LIFState",
+    "ALIFState",
+    "if_step",
+    "lif_step",
+    "alif_step",
+    "if_multistep",
+    "lif_multistep",
+    "alif_multistep",
+    "spike_fn",
+    "SURROGATES",
 ]

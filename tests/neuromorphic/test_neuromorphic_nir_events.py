@@ -11,16 +11,16 @@ from torch import nn
 
 nir = pytest.importorskip("nir")
 
-from spikingbrain.coding.events import to_events  # noqa: E402
-from spikingbrain.coding.schemes import get_scheme  # noqa: E402
-from spikingbrain.converter import SpikeConfig, SpikingLinear, spiking_layers  # noqa: E402
-from spikingbrain.neuromorphic.nir_events import (  # noqa: E402
+from spikingbrain.coding.events import to_events
+from spikingbrain.coding.schemes import get_scheme
+from spikingbrain.converter import SpikeConfig, SpikingLinear, spiking_layers
+from spikingbrain.neuromorphic.nir_events import (
     events_from_nir,
     events_to_nir,
     record_nir_data,
 )
-from spikingbrain.neuromorphic.nir_export import data_path, export_nir  # noqa: E402
-from spikingbrain.neuromorphic.nir_import import (  # noqa: E402
+from spikingbrain.neuromorphic.nir_export import data_path, export_nir
+from spikingbrain.neuromorphic.nir_import import (
     from_nir,
     read_nir,
     read_nir_data,

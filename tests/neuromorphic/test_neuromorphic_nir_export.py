@@ -14,16 +14,16 @@ from torch import nn
 
 nir = pytest.importorskip("nir")
 
-from spikingbrain.coding.schemes import get_scheme, scheme_names  # noqa: E402
-from spikingbrain.converter import SpikeConfig, SpikingLinear  # noqa: E402
-from spikingbrain.neuromorphic.nir_export import (  # noqa: E402
+from spikingbrain.coding.schemes import get_scheme, scheme_names
+from spikingbrain.converter import SpikeConfig, SpikingLinear
+from spikingbrain.neuromorphic.nir_export import (
     FORMAT,
     layers_to_nir,
     nir_input_spikes,
     to_nir,
     write_nir,
 )
-from spikingbrain.neuromorphic.nir_import import (  # noqa: E402
+from spikingbrain.neuromorphic.nir_import import (
     from_nir,
     read_nir,
     spiking_layers_from_nir,

@@ -13,12 +13,12 @@ from torch import nn
 
 nir = pytest.importorskip("nir")
 
-from spikingbrain.neuromorphic.nir_export import to_nir, write_nir  # noqa: E402
-from spikingbrain.neuromorphic.nir_import import from_nir, read_nir, read_nir_data  # noqa: E402
-from spikingbrain.neurons.classic import ALIF, IF, LIF, reset_states  # noqa: E402
+from spikingbrain.neuromorphic.nir_export import to_nir, write_nir
+from spikingbrain.neuromorphic.nir_import import from_nir, read_nir, read_nir_data
+from spikingbrain.neurons.classic import ALIF, IF, LIF, reset_states
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from test_neuromorphic_nir_export import assert_same_graph  # noqa: E402
+from test_neuromorphic_nir_export import assert_same_graph
 
 #: membrane tolerance against other simulators: the LIF update is the same forward-Euler step,
 #: written with a different float order (ours: decay*v + dt/tau*(v_leak + r*I); norse:
@@ -91,8 +91,8 @@ def test_norse_runs_our_network():
     with torch.no_grad():
         for t in range(x.shape[0]):
             _, state = model(x[t], state)
-            for k in theirs:
-                theirs[k].append(state.cache[k])
+            for k, seq in theirs.items():
+                seq.append(state.cache[k])
     for ours_s, k in zip(ours, ("1", "3", "5")):
         assert torch.equal(torch.stack(theirs[k]), ours_s), f"layer {k}: spikes differ"
     assert all(int(s.sum()) > 10 for s in ours), [int(s.sum()) for s in ours]  # all layers fire

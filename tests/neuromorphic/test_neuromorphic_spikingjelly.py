@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 sj_base = pytest.importorskip("spikingjelly.activation_based.base")
-from spikingjelly.activation_based import functional, layer  # noqa: E402
+from spikingjelly.activation_based import functional, layer
 
-from spikingbrain.neuromorphic.spikingjelly_adapter import (  # noqa: E402
+from spikingbrain.neuromorphic.spikingjelly_adapter import (
     spikingjelly_neuron,
     wrap_neurons,
 )
-from spikingbrain.neurons.classic import ALIF, IF, LIF, reset_states  # noqa: E402
-from spikingbrain.neurons.params import ALIFParams, IFParams, LIFParams  # noqa: E402
+from spikingbrain.neurons.classic import ALIF, IF, LIF, reset_states
+from spikingbrain.neurons.params import ALIFParams, IFParams, LIFParams
 
 
 def ours_net() -> nn.Sequential:
@@ -97,7 +97,7 @@ def test_state_continues_across_chunks_and_checks_shape():
 def test_functional_state_api():
     n = spikingjelly_neuron(ALIFParams(tau_mem=2.0, r=2.0, tau_adapt=5.0, beta=0.5), "s")
     x = torch.rand(8, 3, generator=torch.Generator().manual_seed(4))
-    (spikes,), (state,) = n.functional_forward((x,), (None,))
+    (spikes,), (_state,) = n.functional_forward((x,), (None,))
     ref = ALIF(params=n.params)(x)
     assert torch.equal(spikes, ref)
     assert n.state is None  # the functional API does not touch the module's memory
