@@ -27,7 +27,7 @@ $(VENV)/.stamp: pyproject.toml tools/find_python.sh
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
 	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_PIN)"
-	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0
+	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0 nirtorch==2.6 loguru==0.7.3
 	$(PY) -m pip install -q "$(TORCH_PIN)" tqdm scipy
 	@touch $@
 

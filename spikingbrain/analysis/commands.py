@@ -1,9 +1,245 @@
-"""CLI commands of `spikingbrain.analysis` (registered on the `spikingbrain` app)."""
+"""CLI commands of `spikingbrain.analysis`: ``energy``, ``analyze`` and ``sweep-k``.
+
+Heavy imports (transformers, matplotlib, the converter) happen inside the command bodies.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+_TABLE_HELP = ("Energy table: 'horowitz-45nm', 'spikingbrain-report' (alias 'report'), or a "
+               "JSON/TOML file with name, source, fp16_mac, int8_mac, int8_add in pJ.")
+
+
+def _parse_ks(text: str) -> list[float]:
+    try:
+        ks = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--k must be comma-separated numbers like 2,2.5,3, got {text!r}")
+    if not ks or any(k <= 0 for k in ks):
+        raise typer.BadParameter("--k needs at least one positive value")
+    return ks
+
+
+def _sentences(text: Optional[Path], n: int) -> tuple[list[str], str]:
+    from spikingbrain.analysis.pipeline import read_text_file
+
+    if text is not None:
+        lines = read_text_file(text)
+        return lines[:n] if n else lines, str(text)
+    from spikingbrain.data import stdlib_sentences
+
+    n = n or 64
+    return stdlib_sentences(n), f"{n} sentences from Python standard-library docstrings"
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn())
+
+
+def _spike_config(k, scheme, T, max_count, granularity, group_size, mode):
+    from spikingbrain.converter import SpikeConfig
+
+    try:
+        return SpikeConfig(k=k, scheme=scheme, T=T, max_count=max_count,
+                           granularity=granularity, group_size=group_size, mode=mode)
+    except (TypeError, ValueError) as err:
+        raise typer.BadParameter(str(err))
 
 
 def register(app: typer.Typer) -> None:
     """Add this subpackage's commands to ``app``."""
+
+    @app.command("energy")
+    def energy(
+        mean_spikes: float = typer.Option(..., "--mean-spikes", min=0.0,
+                                          help="Mean spikes per input channel (e.g. 1.13 for "
+                                               "SpikingBrain-7B at k=3)."),
+        table: str = typer.Option("spikingbrain-report", "--table", help=_TABLE_HELP),
+        precision: int = typer.Option(3, "--precision", min=0, max=12,
+                                      help="Decimals of pJ the spiking energy is rounded to "
+                                           "before ratios are taken (the report rounds to 3)."),
+        exact: bool = typer.Option(False, "--exact", help="Do not round before taking ratios."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ) -> None:
+        """Energy per MAC of FP16, INT8 and event-driven spiking layers (spikes x INT8 add).
+
+        Example: spikingbrain energy --mean-spikes 1.13 prints 0.034 pJ per MAC, 97.7 % below
+        an FP16 MAC and 85.2 % below an INT8 MAC (the SpikingBrain report's figures).
+        """
+        from rich.console import Console
+        from rich.table import Table
+
+        from spikingbrain.analysis.energy import load_table, per_mac_energy
+
+        try:
+            t = load_table(table)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--table")
+        e = per_mac_energy(mean_spikes, t, None if exact else precision)
+        if as_json:
+            typer.echo(json.dumps(e.to_dict() | {"source": t.source}, indent=2))
+            return
+        console = Console()
+        tab = Table(title=f"Energy per MAC ({t.name})", caption=t.source)
+        for col in ("operation", "energy / MAC", "spiking saves", "ratio to spiking"):
+            tab.add_column(col, justify="right" if col != "operation" else "left")
+        tab.add_row("FP16 MAC", f"{e.fp16_pj:.3f} pJ", f"{100 * e.reduction_vs_fp16:.1f} %",
+                    f"{e.speedup_vs_fp16:.2f}x")
+        tab.add_row("INT8 MAC", f"{e.int8_pj:.3f} pJ", f"{100 * e.reduction_vs_int8:.1f} %",
+                    f"{e.speedup_vs_int8:.2f}x")
+        digits = 6 if exact else precision
+        tab.add_row(f"spiking: {mean_spikes:g} spikes x INT8 add ({t.int8_add:g} pJ)",
+                    f"{e.spiking_pj:.{digits}f} pJ", "-", "1.00x")
+        console.print(tab)
+        console.print(
+            f"Spiking: {e.spiking_pj:.{digits}f} pJ per MAC, "
+            f"{100 * e.reduction_vs_fp16:.1f} % below FP16 and "
+            f"{100 * e.reduction_vs_int8:.1f} % below INT8 ({e.speedup_vs_int8:.2f}x vs INT8).",
+            highlight=False)
+        if not exact:
+            console.print(f"(ratios use the spiking energy rounded to {precision} decimals, as "
+                          f"the report does; --exact for unrounded ratios)", style="dim",
+                          highlight=False)
+
+    @app.command("analyze")
+    def analyze(
+        model_dir: Path = typer.Argument(..., help="Local Hugging Face model folder (float; "
+                                         "converted here) or a folder saved by "
+                                         "spikingbrain.converter.save_converted."),
+        text: Optional[Path] = typer.Option(None, "--text", help="UTF-8 text file, one "
+                                            "sequence per line (default: standard-library "
+                                            "sentences)."),
+        out: Path = typer.Option(Path("report"), "--out", help="Output folder (index.html, "
+                                 "report.json, report.md, plots/)."),
+        n_sentences: int = typer.Option(0, "--n-sentences", min=0,
+                                        help="Use only the first N lines (0: all; 64 "
+                                             "standard-library sentences without --text)."),
+        k: float = typer.Option(3.0, "--k", help="Threshold divisor, Vth = mean(|x|)/k."),
+        scheme: str = typer.Option("bitwise_bidirectional", "--scheme",
+                                   help="Spike coding scheme: binary, ternary, bitwise, "
+                                        "bitwise_bidirectional, bitwise_twos_complement."),
+        T: Optional[int] = typer.Option(None, "--T", help="Fixed window (default: minimal "
+                                        "window per call)."),
+        max_count: Optional[int] = typer.Option(None, "--max-count", help="Clamp |count|."),
+        granularity: str = typer.Option("group", "--granularity", help="group or channel."),
+        group_size: int = typer.Option(128, "--group-size", help="Weight group size."),
+        mode: str = typer.Option("count", "--mode", help="count, spike or fake."),
+        window: int = typer.Option(3, "--window", min=0, help="Fixed window W for the "
+                                   "'sparsity at W steps' metric (0 to omit)."),
+        table: str = typer.Option("horowitz-45nm", "--table", help=_TABLE_HELP),
+        memory: Optional[str] = typer.Option(None, "--memory", help="Add weight-fetch energy "
+                                             "from this memory level of the table (e.g. "
+                                             "sram_32kb, dram)."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1),
+        max_length: int = typer.Option(128, "--max-length", min=1, help="Tokens per line."),
+        raster_layer: Optional[str] = typer.Option(None, "--raster-layer", help="Layer drawn "
+                                                   "in the raster plot (default: the first)."),
+        tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder "
+                                                 "if MODEL_DIR has none."),
+    ) -> None:
+        """Convert (if needed) and analyse a model on real text; write an HTML/JSON/MD report.
+
+        Example: spikingbrain analyze ./all-MiniLM-L6-v2 --text sentences.txt --out report
+        """
+        from rich.console import Console
+
+        from spikingbrain.analysis.energy import load_table
+        from spikingbrain.analysis.pipeline import analyze as run, load_model_dir
+
+        try:
+            load_table(table)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--table")
+        cfg = _spike_config(k, scheme, T, max_count, granularity, group_size, mode)
+        sentences, source = _sentences(text, n_sentences)
+        console = Console()
+        with console.status(f"loading {model_dir}"):
+            loaded = load_model_dir(model_dir, cfg, tokenizer)
+        with _progress() as prog:
+            task = prog.add_task("monitoring", total=len(sentences))
+            rep = run(None, out, sentences, model=loaded, window=window or None, table=table,
+                      memory=memory, batch_size=batch_size, max_length=max_length,
+                      raster_layer=raster_layer, text_source=source,
+                      on_batch=lambda n: prog.advance(task, n))
+        s = rep["summary"]
+        console.print(f"{s['layers']} spiking layers, {s['tokens']:,} tokens: "
+                      f"{s['mean_spikes_per_channel']:.3f} spikes per channel, "
+                      f"|c|<=7 {100 * s['fraction_le_7']:.1f} %, sparsity "
+                      f"{100 * s['sparsity']:.1f} %, silent {100 * s['silent_fraction']:.1f} %",
+                      highlight=False)
+        console.print(f"report written to {out}/index.html", highlight=False)
+
+    @app.command("sweep-k")
+    def sweep_k(
+        model_dir: Path = typer.Argument(..., help="Local Hugging Face float model folder."),
+        text: Optional[Path] = typer.Option(None, "--text", help="UTF-8 text file, one "
+                                            "sequence per line (default: standard-library "
+                                            "sentences)."),
+        k: str = typer.Option("2,2.5,3,3.5,4", "--k", help="Comma-separated k values."),
+        out: Path = typer.Option(Path("sweep"), "--out", help="Output folder."),
+        n_sentences: int = typer.Option(0, "--n-sentences", min=0,
+                                        help="Use only the first N lines (0: all)."),
+        scheme: str = typer.Option("bitwise_bidirectional", "--scheme", help="Coding scheme."),
+        granularity: str = typer.Option("group", "--granularity", help="group or channel."),
+        group_size: int = typer.Option(128, "--group-size", help="Weight group size."),
+        window: int = typer.Option(3, "--window", min=0, help="Fixed window for sparsity."),
+        table: str = typer.Option("horowitz-45nm", "--table", help=_TABLE_HELP),
+        batch_size: int = typer.Option(32, "--batch-size", min=1),
+        max_length: int = typer.Option(128, "--max-length", min=1),
+        tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder."),
+    ) -> None:
+        """Sweep the threshold divisor k: fraction |c|<=7, spikes, sparsity, silent channels,
+        energy per token and embedding similarity to the float model, one row per k.
+
+        Writes OUT/index.html (full report at the middle k, with the sweep table and plot),
+        report.json, report.md and sweep.json.
+        """
+        from rich.console import Console
+        from rich.table import Table
+
+        from spikingbrain.analysis.pipeline import analyze as run, load_model_dir, sweep_k as sw
+        from spikingbrain.analysis.report import sweep_table_rows
+        from spikingbrain.utils.atomic import atomic_write
+
+        ks = _parse_ks(k)
+        cfg = _spike_config(3.0, scheme, None, None, granularity, group_size, "count")
+        sentences, source = _sentences(text, n_sentences)
+        console = Console()
+        with console.status(f"loading {model_dir}"):
+            spiking, tok, float_model, info = load_model_dir(
+                model_dir, cfg.replace(k=ks[len(ks) // 2]), tokenizer)
+        if float_model is None:
+            raise typer.BadParameter("sweep-k needs a float model folder (a converted folder "
+                                     "has a fixed k)", param_hint="MODEL_DIR")
+        with _progress() as prog:
+            t_k = prog.add_task("k values", total=len(ks))
+            t_s = prog.add_task("sentences", total=len(sentences) * (len(ks) + 1))
+            rows = sw(float_model, tok, sentences, ks, cfg, batch_size=batch_size,
+                      max_length=max_length, table=table, window=window or None,
+                      on_batch=lambda n: prog.advance(t_s, n),
+                      on_k=lambda _k: prog.advance(t_k))
+            run(None, out, sentences, model=(spiking, tok, float_model, info),
+                window=window or None, table=table, batch_size=batch_size,
+                max_length=max_length, text_source=source, sweep=rows,
+                on_batch=lambda n: prog.advance(t_s, n),
+                title=f"k sweep of {Path(model_dir).name} (report at k = {ks[len(ks) // 2]:g})")
+        with atomic_write(out / "sweep.json", "w", encoding="utf-8") as f:
+            json.dump({"k": ks, "rows": rows, "text": source, "config": cfg.to_dict()}, f,
+                      indent=1, default=str)
+        head, body = sweep_table_rows(rows)
+        tab = Table(title=f"k sweep on {len(sentences)} sequences ({source})")
+        for h in head:
+            tab.add_column(h, justify="right")
+        for r in body:
+            tab.add_row(*r)
+        console.print(tab)
+        console.print(f"report written to {out}/index.html", highlight=False)

@@ -34,29 +34,28 @@ def _words(t: torch.Tensor) -> torch.Tensor:
     return t.view(torch.int64)
 
 
-def _signed_rows(bits: torch.Tensor, negmask: torch.Tensor, out: torch.Tensor) -> None:
-    """out = bits with the lanes of negative elements turned from 0x01 into 0xFF."""
-    torch.mul(bits, _FE, out=out)
-    out.bitwise_and_(negmask).bitwise_or_(bits)
+def encode_bitwise(word: torch.Tensor, negmask: torch.Tensor | None, out: torch.Tensor) -> None:
+    """Bitwise trains into ``out [T, N]`` (int8) from the T-bit words ``word [N]`` (int16/32/64).
 
-
-def encode_bitwise(mag: torch.Tensor, negmask: torch.Tensor | None, out: torch.Tensor) -> None:
-    """Bitwise trains into ``out [T, N]`` (int8) from uint8 lanes ``mag [N]``, ``T <= 8``.
-
-    ``mag`` holds the T-bit word of each count; ``negmask`` (int64 words, 0xFF lanes for
-    negative counts) turns spikes into -1 (sign-magnitude); ``None`` keeps 0/1 spikes
-    (unsigned and two's complement).
+    The words are cut into bytes, most significant first; each byte gives (up to) eight steps
+    through its uint8 lanes. ``negmask`` (int64 words, 0xFF lanes for negative counts) turns
+    spikes into -1 (sign-magnitude); ``None`` keeps 0/1 spikes (unsigned, two's complement).
     """
     T = out.shape[0]
-    m, o = _words(mag), _words(out)
-    tmp = torch.empty_like(m) if negmask is not None else None
-    for t in range(T):
-        row = o[t]
-        torch.bitwise_right_shift(m, T - 1 - t, out=row)
-        row.bitwise_and_(_L)
-        if negmask is not None:
-            tmp.copy_(row)
-            _signed_rows(tmp, negmask, row)
+    o = _words(out)
+    tmp = torch.empty_like(o[0]) if negmask is not None else None
+    for hi in range(T, 0, -8):  # steps [T-hi, T-hi+width) come from bits [hi-width, hi)
+        width = min(8, hi)
+        lo_bit = hi - width
+        chunk = word if T <= 8 else (word >> lo_bit) & 0xFF
+        m = _words(chunk.to(torch.uint8))
+        for j in range(width):
+            row = o[T - hi + j]
+            torch.bitwise_right_shift(m, width - 1 - j, out=row)
+            row.bitwise_and_(_L)
+            if negmask is not None:
+                torch.mul(row, _FE, out=tmp)
+                row.bitwise_or_(tmp.bitwise_and_(negmask))
 
 
 def encode_unary(mag: torch.Tensor, negmask: torch.Tensor | None, out: torch.Tensor) -> None:
@@ -70,8 +69,8 @@ def encode_unary(mag: torch.Tensor, negmask: torch.Tensor | None, out: torch.Ten
         torch.sub(high, (t + 1) * _L, out=row)
         row.bitwise_right_shift_(7).bitwise_and_(_L)
         if negmask is not None:
-            tmp.copy_(row)
-            _signed_rows(tmp, negmask, row)
+            torch.mul(row, _FE, out=tmp)
+            row.bitwise_or_(tmp.bitwise_and_(negmask))
 
 
 def _lanes_to_int(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -105,20 +104,25 @@ def decode_unary(spikes: torch.Tensor, signed: bool, dtype: torch.dtype) -> torc
 
 
 def decode_bitwise(spikes: torch.Tensor, signed: bool, twos: bool, dtype: torch.dtype) -> torch.Tensor:
-    """Horner's rule over a bitwise train ``[T, N]`` (int8, N % 8 == 0, T <= 8)."""
+    """Horner's rule over a bitwise train ``[T, N]`` (int8, N % 8 == 0), eight steps per byte."""
     T, n = spikes.shape
     s = _words(spikes)
-    acc = torch.zeros(n // LANES, dtype=torch.int64, device=spikes.device)
+    acc = torch.empty(n // LANES, dtype=torch.int64, device=spikes.device)
     negany = torch.zeros_like(acc) if signed else None
     tmp = torch.empty_like(acc) if signed else None
-    for t in range(T):
-        if signed:
-            torch.bitwise_and(s[t], _L, out=tmp)
-            torch.add(tmp, acc, alpha=2, out=acc)
-            negany.bitwise_or_(s[t])
-        else:
-            torch.add(s[t], acc, alpha=2, out=acc)
-    out = _lanes_to_int(acc, dtype)
+    out = torch.zeros(n, dtype=dtype, device=spikes.device)
+    for hi in range(T, 0, -8):  # the byte of bits [hi-width, hi) sits in steps [T-hi, T-hi+width)
+        width = min(8, hi)
+        acc.zero_()
+        for t in range(T - hi, T - hi + width):
+            if signed:
+                torch.bitwise_and(s[t], _L, out=tmp)
+                torch.add(tmp, acc, alpha=2, out=acc)
+                negany.bitwise_or_(s[t])
+            else:
+                torch.add(s[t], acc, alpha=2, out=acc)
+        byte = _lanes_to_int(acc, dtype)
+        out += byte << (hi - width) if hi > width else byte
     if twos:  # the first step is the sign bit: its weight is -2**(T-1), not +2**(T-1)
         out -= spikes[0].to(dtype) << T
     elif signed:

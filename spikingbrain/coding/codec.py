@@ -116,7 +116,7 @@ def encode(
     c = c.to(_work_dtype(min(lo, -1), max(hi, T)))
     if T == 0 or c.numel() == 0:
         return torch.zeros((T, *c.shape), dtype=torch.int8, device=c.device)
-    if fast and _swar.usable(c.numel(), c.device) and (T <= 8 or not spec.bitwise):
+    if fast and _swar.usable(c.numel(), c.device):
         return _encode_swar(c.reshape(-1), spec, T).view(T, *c.shape)
     return _encode_portable(c, spec, T)
 
@@ -150,8 +150,11 @@ def _encode_swar(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
         negmask = torch.where(c < 0, -1, 0).to(torch.int8).view(torch.int64)
     out = torch.empty((T, c.numel()), dtype=torch.int8, device=c.device)
     if spec.bitwise:
-        word = c & ((1 << T) - 1) if spec.twos_complement else c.abs()
-        _swar.encode_bitwise(word.to(torch.uint8), negmask, out)
+        if spec.twos_complement:  # the T-bit two's complement word, in a dtype wide enough
+            word = c.to(_work_dtype(0, 1 << T)) & ((1 << T) - 1)
+        else:
+            word = c.abs()
+        _swar.encode_bitwise(word, negmask, out)
         return out
     mag = c.abs()
     head = min(T, 127)
@@ -231,7 +234,7 @@ def decode(
     if T == 0:
         return torch.zeros(s.shape[1:], dtype=dtype, device=s.device)
     n = s[0].numel()
-    if fast and s.dtype == torch.int8 and _swar.usable(n, s.device) and (T <= 8 or not spec.bitwise):
+    if fast and s.dtype == torch.int8 and _swar.usable(n, s.device):
         flat = s.reshape(T, n).contiguous()
         if spec.bitwise:
             out = _swar.decode_bitwise(flat, spec.signed, spec.twos_complement, dtype)

@@ -151,11 +151,19 @@ def convert_command(
             total[1] += rec.counts.numel()
 
         hs = [m.add_spike_observer(obs) for m in spiking_layers(model).values()]
+        enc = None
         if tokenizer is not None:
+            try:
+                enc = tokenizer(["The quick brown fox jumps over the lazy dog."],
+                                return_tensors="pt")
+            except Exception:  # a tokenizer that cannot encode: no probe
+                enc = None
+        if enc is not None and enc["input_ids"].numel():
             with torch.no_grad():
-                model(**tokenizer(["The quick brown fox jumps over the lazy dog."],
-                                  return_tensors="pt"))
+                model(**enc)
             saturated = f"{total[0]} of {total[1]} counts on a probe sentence"
+        else:
+            saturated = "not measured (no usable tokenizer in MODEL_DIR)"
         for h in hs:
             h.remove()
     table = Table(title=f"W8ASpike conversion: {model_dir.name} -> {out_dir}")

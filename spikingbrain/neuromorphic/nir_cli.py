@@ -116,8 +116,10 @@ def register_export_nir(export_app: typer.Typer) -> None:
                                  help="graph file (.nir); the recorded data go to <stem>.data.nir"),
         chain: bool = typer.Option(
             False, "--chain/--no-chain",
-            help="connect the matched layers in order (their shapes must chain); default: "
-                 "independent layers, each with its own input and output node"),
+            help="connect the matched layers in order as one chain (shapes must chain; the "
+                 "model's own operations between them, such as norms, activations and "
+                 "residuals, are not exported); default: independent layers, each with its "
+                 "own input and output node. Recorded data always come from the model's run"),
         scheme: str = typer.Option("bitwise_bidirectional",
                                    help="spike coding scheme for on-the-fly conversion"),
         k: float = typer.Option(3.0, help="threshold divisor k for on-the-fly conversion"),

@@ -213,8 +213,8 @@ def _layer_from_nodes(graph: Any, name: str) -> nn.Module:
         raise ValueError(f"layer {name!r}: group scales have shape {scale.shape}, expected "
                          f"{(G, n_out)}")
     has_bias = bdtype != "none"
-    kwargs = dict(bias=has_bias, qdata_dtype=_DTYPES[qdtype],
-                  bias_dtype=_DTYPES.get(bdtype, torch.float32))
+    kwargs: dict[str, Any] = {"bias": has_bias, "qdata_dtype": _DTYPES[qdtype],
+                              "bias_dtype": _DTYPES.get(bdtype, torch.float32)}
     layer = SpikingLinear(n_in, n_out, cfg, **kwargs)
     if layer.group_size != gs:  # imported public codes keep their own group size
         cfg = cfg.replace(granularity="group" if gs < n_in else "channel", group_size=gs,
