@@ -61,9 +61,12 @@ def main() -> None:
         for _ in range(args.repeats):
             t_plain.append(plain())
             t_mon.append(monitored())
-        t_float = statistics.median(
-            [(lambda: (t0 := time.perf_counter(), float_model(**batch),
-                       time.perf_counter() - t0)[-1])() for _ in range(3)])
+        t_floats = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            float_model(**batch)
+            t_floats.append(time.perf_counter() - t0)
+        t_float = statistics.median(t_floats)
     stats = mon.stats()
     mp, mm = statistics.median(t_plain), statistics.median(t_mon)
     n_layers, n_tok = len(stats.layers), int(mask.sum())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,7 +24,7 @@ def _parse_ks(text: str) -> list[float]:
     return ks
 
 
-def _sentences(text: Optional[Path], n: int) -> tuple[list[str], str]:
+def _sentences(text: Path | None, n: int) -> tuple[list[str], str]:
     from spikingbrain.analysis.pipeline import read_text_file
 
     if text is not None:
@@ -38,8 +37,7 @@ def _sentences(text: Optional[Path], n: int) -> tuple[list[str], str]:
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn())
@@ -115,7 +113,7 @@ def register(app: typer.Typer) -> None:
         model_dir: Path = typer.Argument(..., help="Local Hugging Face model folder (float; "
                                          "converted here) or a folder saved by "
                                          "spikingbrain.converter.save_converted."),
-        text: Optional[Path] = typer.Option(None, "--text", help="UTF-8 text file, one "
+        text: Path | None = typer.Option(None, "--text", help="UTF-8 text file, one "
                                             "sequence per line (default: standard-library "
                                             "sentences)."),
         out: Path = typer.Option(Path("report"), "--out", help="Output folder (index.html, "
@@ -127,23 +125,23 @@ def register(app: typer.Typer) -> None:
         scheme: str = typer.Option("bitwise_bidirectional", "--scheme",
                                    help="Spike coding scheme: binary, ternary, bitwise, "
                                         "bitwise_bidirectional, bitwise_twos_complement."),
-        T: Optional[int] = typer.Option(None, "--T", help="Fixed window (default: minimal "
+        T: int | None = typer.Option(None, "--T", help="Fixed window (default: minimal "
                                         "window per call)."),
-        max_count: Optional[int] = typer.Option(None, "--max-count", help="Clamp |count|."),
+        max_count: int | None = typer.Option(None, "--max-count", help="Clamp |count|."),
         granularity: str = typer.Option("group", "--granularity", help="group or channel."),
         group_size: int = typer.Option(128, "--group-size", help="Weight group size."),
         mode: str = typer.Option("count", "--mode", help="count, spike or fake."),
         window: int = typer.Option(3, "--window", min=0, help="Fixed window W for the "
                                    "'sparsity at W steps' metric (0 to omit)."),
         table: str = typer.Option("horowitz-45nm", "--table", help=_TABLE_HELP),
-        memory: Optional[str] = typer.Option(None, "--memory", help="Add weight-fetch energy "
+        memory: str | None = typer.Option(None, "--memory", help="Add weight-fetch energy "
                                              "from this memory level of the table (e.g. "
                                              "sram_32kb, dram)."),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         max_length: int = typer.Option(128, "--max-length", min=1, help="Tokens per line."),
-        raster_layer: Optional[str] = typer.Option(None, "--raster-layer", help="Layer drawn "
+        raster_layer: str | None = typer.Option(None, "--raster-layer", help="Layer drawn "
                                                    "in the raster plot (default: the first)."),
-        tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder "
+        tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder "
                                                  "if MODEL_DIR has none."),
     ) -> None:
         """Convert (if needed) and analyse a model on real text; write an HTML/JSON/MD report.
@@ -153,7 +151,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from spikingbrain.analysis.energy import load_table
-        from spikingbrain.analysis.pipeline import analyze as run, load_model_dir
+        from spikingbrain.analysis.pipeline import analyze as run
+        from spikingbrain.analysis.pipeline import load_model_dir
 
         try:
             load_table(table)
@@ -181,7 +180,7 @@ def register(app: typer.Typer) -> None:
     @app.command("sweep-k")
     def sweep_k(
         model_dir: Path = typer.Argument(..., help="Local Hugging Face float model folder."),
-        text: Optional[Path] = typer.Option(None, "--text", help="UTF-8 text file, one "
+        text: Path | None = typer.Option(None, "--text", help="UTF-8 text file, one "
                                             "sequence per line (default: standard-library "
                                             "sentences)."),
         k: str = typer.Option("2,2.5,3,3.5,4", "--k", help="Comma-separated k values."),
@@ -195,7 +194,7 @@ def register(app: typer.Typer) -> None:
         table: str = typer.Option("horowitz-45nm", "--table", help=_TABLE_HELP),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         max_length: int = typer.Option(128, "--max-length", min=1),
-        tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder."),
+        tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder."),
     ) -> None:
         """Sweep the threshold divisor k: fraction |c|<=7, spikes, sparsity, silent channels,
         energy per token and embedding similarity to the float model, one row per k.
@@ -206,7 +205,9 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from spikingbrain.analysis.pipeline import analyze as run, load_model_dir, sweep_k as sw
+        from spikingbrain.analysis.pipeline import analyze as run
+        from spikingbrain.analysis.pipeline import load_model_dir
+        from spikingbrain.analysis.pipeline import sweep_k as sw
         from spikingbrain.analysis.report import sweep_table_rows
         from spikingbrain.utils.atomic import atomic_write
 
@@ -235,8 +236,11 @@ def register(app: typer.Typer) -> None:
         with atomic_write(out / "sweep.json", "w", encoding="utf-8") as f:
             json.dump({"k": ks, "rows": rows, "text": source, "config": cfg.to_dict()}, f,
                       indent=1, default=str)
-        head, body = sweep_table_rows(rows)
-        tab = Table(title=f"k sweep on {len(sentences)} sequences ({source})")
+        _, body = sweep_table_rows(rows)
+        head = ["k", "|c|<=7", "|c|>16", "spikes/ch", "sparsity", f"sp. {window}-step",
+                "silent", "E spk/token", "E FP16/token", "cosine"]
+        tab = Table(title=f"k sweep on {len(sentences)} sequences ({source})",
+                    caption="sparsity: own window per call; E: energy per token")
         for h in head:
             tab.add_column(h, justify="right")
         for r in body:

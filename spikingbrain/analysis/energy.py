@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "EnergyTable",
+    "ASSUMPTIONS",
     "HOROWITZ_45NM",
+    "OMISSIONS",
     "REPORT_TABLE",
     "TABLES",
-    "load_table",
-    "PerMacEnergy",
-    "per_mac_energy",
+    "EnergyTable",
     "LayerEnergy",
+    "PerMacEnergy",
     "layer_energy",
+    "load_table",
     "model_energy",
-    "ASSUMPTIONS",
-    "OMISSIONS",
+    "per_mac_energy",
 ]
 
 #: What every energy estimate assumes (written into reports).

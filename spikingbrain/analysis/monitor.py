@@ -39,7 +39,7 @@ from spikingbrain.analysis.stats import (
 from spikingbrain.coding import get_scheme
 from spikingbrain.neurons.emitter import ObserverHandle, SpikeEmitter, SpikeRecord
 
-__all__ = ["SpikeMonitor", "monitor", "model_footprint"]
+__all__ = ["SpikeMonitor", "model_footprint", "monitor"]
 
 # indices of the scalar totals in _Acc.sums
 _SUMS = ("calls", "tokens", "elements", "slots", "window_sum", "saturated", "neg_T",

@@ -24,8 +24,16 @@ from spikingbrain.analysis.monitor import SpikeMonitor
 from spikingbrain.analysis.report import build_report, report_figures, write_report
 from spikingbrain.analysis.stats import ModelStats
 
-__all__ = ["read_text_file", "load_model_dir", "run_text", "analyze_model", "analyze",
-           "sweep_k", "sweep_rows_from", "demo_report"]
+__all__ = [
+    "analyze",
+    "analyze_model",
+    "demo_report",
+    "load_model_dir",
+    "read_text_file",
+    "run_text",
+    "sweep_k",
+    "sweep_rows_from",
+]
 
 Progress = Callable[[int], None]
 

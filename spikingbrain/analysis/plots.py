@@ -26,15 +26,15 @@ from spikingbrain.utils.atomic import atomic_write
 from spikingbrain.utils.optional import require
 
 __all__ = [
-    "raster",
-    "scheme_raster_figure",
     "count_histograms",
-    "layer_bars",
     "energy_bars",
-    "k_sweep_figure",
-    "short_layer_names",
-    "save_figure",
     "figure_png",
+    "k_sweep_figure",
+    "layer_bars",
+    "raster",
+    "save_figure",
+    "scheme_raster_figure",
+    "short_layer_names",
 ]
 
 POS_COLOR = "#1f5fbf"
@@ -163,8 +163,8 @@ def short_layer_names(names: Sequence[str]) -> list[str]:
     """Readable layer labels: the common dotted prefix removed, common words shortened.
 
     >>> short_layer_names(["encoder.layer.0.attention.self.query",
-    ...                    "encoder.layer.0.intermediate.dense"])
-    ['L0 attn.query', 'L0 intermediate']
+    ...                    "encoder.layer.0.intermediate.dense", "pooler.dense"])
+    ['L0 attn.query', 'L0 intermediate', 'pooler']
     """
     parts = [n.split(".") for n in names]
     k = 0
@@ -178,7 +178,7 @@ def short_layer_names(names: Sequence[str]) -> list[str]:
         s = s.replace("self_attn.", "attn.").replace("attention.", "attn.")
         s = re.sub(r"\.dense$", "", s)
         s = re.sub(r"^(\d+)\.", r"L\1 ", s)
-        s = re.sub(r"^(?:layers?|h|blocks?)\.(\d+)\.", r"L\1 ", s)
+        s = re.sub(r"^(?:.*\.)?(?:layers?|h|blocks?)\.(\d+)\.", r"L\1 ", s)
         out.append(s)
     return out
 
@@ -254,7 +254,8 @@ def layer_bars(model_stats: Any, window: int | None = 3) -> Any:
     ax2.set_xlim(0, 100)
     ax2.set_xlabel("% of (channel, time step) slots without a spike / % silent channels")
     ax2.set_title("Sparsity")
-    ax2.legend(fontsize=7, loc="lower left")
+    handles, labels = ax2.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     for ax in (ax1, ax2):
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("Per-layer spike activity", fontsize=12)

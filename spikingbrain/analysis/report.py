@@ -36,8 +36,17 @@ from spikingbrain.analysis.energy import (
 from spikingbrain.analysis.stats import DEFINITIONS, ModelStats
 from spikingbrain.utils.atomic import atomic_write
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "Figure", "build_report", "report_figures",
-           "write_report", "render_markdown", "render_html", "sweep_table_rows"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "Figure",
+    "build_report",
+    "render_html",
+    "render_markdown",
+    "report_figures",
+    "sweep_table_rows",
+    "write_report",
+]
 
 SCHEMA = "spikingbrain.analysis.report"
 SCHEMA_VERSION = 1
@@ -121,7 +130,7 @@ def build_report(
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "title": title,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "spikingbrain_version": _version(),
         "model": model or {},
         "data": data or {},

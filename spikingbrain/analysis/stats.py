@@ -26,14 +26,14 @@ import torch
 from spikingbrain.coding import encode, get_scheme, min_steps
 
 __all__ = [
-    "DEFINITIONS",
     "DEFAULT_HIST_RANGE",
+    "DEFINITIONS",
     "LayerStats",
     "ModelStats",
+    "count_statistics",
     "popcount",
     "spikes_per_count",
     "window_for",
-    "count_statistics",
 ]
 
 #: Counts are histogrammed exactly in ``[-H, H]``; values beyond fall in the edge bins.
@@ -426,7 +426,8 @@ def count_statistics(
         T: configured window, or None for the minimal window per call.
         window: fixed window for :meth:`LayerStats.sparsity_at` (only validated here).
         fan_out: outputs fed by each input channel (``out_features`` of a linear layer).
-        masks: optional boolean token masks (``counts[i].shape[:-1]``), True = keep.
+        masks: optional boolean token masks, True = keep; a mask applies only when its
+            shape equals ``counts[i].shape[:-1]`` (as in the monitor).
         name: the layer's name.
         hist_range: histogram range ``H``.
         saturated: saturation total reported by the layer.
@@ -443,8 +444,10 @@ def count_statistics(
     for i, c in enumerate(counts):
         c = c.detach().to(torch.int64).cpu()
         C = c.shape[-1]
-        c = c.reshape(-1, C)
         m = masks[i] if masks is not None else None
+        if m is not None and tuple(m.shape) != tuple(c.shape[:-1]):
+            m = None  # as the monitor: a mask applies to records of its leading shape only
+        c = c.reshape(-1, C)
         if m is not None:
             c = c[m.reshape(-1).bool().cpu()]
         st.channels = C

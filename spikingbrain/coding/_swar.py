@@ -16,9 +16,20 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["LANES", "usable", "encode_bitwise", "encode_unary", "decode_unary", "decode_bitwise"]
+__all__ = [
+    "LANES",
+    "usable",
+    "blocks",
+    "encode_bitwise",
+    "encode_unary",
+    "decode_unary",
+    "decode_bitwise",
+]
 
 LANES = 8
+#: Elements per block on the CPU: a block's int64 words (8 KiB per step) stay in cache while
+#: every step is computed, instead of streaming the whole tensor through memory once per op.
+CPU_BLOCK = 1 << 16
 _L = 0x0101010101010101
 _H = -0x7F7F7F7F7F7F7F80  # 0x8080808080808080 as a signed int64
 _FE = 0xFE
@@ -27,6 +38,12 @@ _FE = 0xFE
 def usable(numel: int, device: torch.device) -> bool:
     """Whether ``numel`` elements per step can be viewed as whole int64 words."""
     return numel > 0 and numel % LANES == 0
+
+
+def blocks(numel: int, device: torch.device) -> list[tuple[int, int]]:
+    """``[start, stop)`` element ranges to process one after another (one range on a GPU)."""
+    step = numel if device.type != "cpu" else CPU_BLOCK
+    return [(a, min(a + step, numel)) for a in range(0, numel, step)]
 
 
 def _words(t: torch.Tensor) -> torch.Tensor:
@@ -78,7 +95,7 @@ def _lanes_to_int(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def decode_unary(spikes: torch.Tensor, signed: bool, dtype: torch.dtype) -> torch.Tensor:
-    """Sum a binary/ternary train ``[T, N]`` (int8, N % 8 == 0) over time."""
+    """Sum a binary/ternary train ``[T, N]`` (int8 rows of N % 8 == 0 elements) over time."""
     T, n = spikes.shape
     s = _words(spikes)
     total = torch.zeros(n, dtype=dtype, device=spikes.device)
@@ -104,7 +121,7 @@ def decode_unary(spikes: torch.Tensor, signed: bool, dtype: torch.dtype) -> torc
 
 
 def decode_bitwise(spikes: torch.Tensor, signed: bool, twos: bool, dtype: torch.dtype) -> torch.Tensor:
-    """Horner's rule over a bitwise train ``[T, N]`` (int8, N % 8 == 0), eight steps per byte."""
+    """Horner's rule over a bitwise train ``[T, N]`` (int8 rows, N % 8 == 0), a byte at a time."""
     T, n = spikes.shape
     s = _words(spikes)
     acc = torch.empty(n // LANES, dtype=torch.int64, device=spikes.device)

@@ -144,18 +144,25 @@ def _encode_portable(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
 
 
 def _encode_swar(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
-    """Eight-lane encoder for flat counts ``[N]`` (N % 8 == 0); see :mod:`._swar`."""
+    """Eight-lane encoder for flat counts ``[N]`` (N % 8 == 0), block by block; see :mod:`._swar`."""
+    out = torch.empty((T, c.numel()), dtype=torch.int8, device=c.device)
+    for a, b in _swar.blocks(c.numel(), c.device):
+        _encode_swar_block(c[a:b], spec, out[:, a:b])
+    return out
+
+
+def _encode_swar_block(c: torch.Tensor, spec: SchemeSpec, out: torch.Tensor) -> None:
+    T = out.shape[0]
     negmask = None
     if spec.signed and not spec.twos_complement:
-        negmask = torch.where(c < 0, -1, 0).to(torch.int8).view(torch.int64)
-    out = torch.empty((T, c.numel()), dtype=torch.int8, device=c.device)
+        negmask = (c < 0).to(torch.int8).neg_().view(torch.int64)
     if spec.bitwise:
         if spec.twos_complement:  # the T-bit two's complement word, in a dtype wide enough
             word = c.to(_work_dtype(0, 1 << T)) & ((1 << T) - 1)
         else:
             word = c.abs()
         _swar.encode_bitwise(word, negmask, out)
-        return out
+        return
     mag = c.abs()
     head = min(T, 127)
     _swar.encode_unary(mag.clamp_max(127).to(torch.uint8), negmask, out[:head])
@@ -164,7 +171,6 @@ def _encode_swar(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
         big = torch.nonzero(mag > head).flatten()
         if big.numel():
             out[head:, big] = _encode_portable(c[big], spec, T)[head:]
-    return out
 
 
 def _check_alphabet(spikes: torch.Tensor, spec: SchemeSpec) -> None:
@@ -216,8 +222,6 @@ def decode(
     if spikes.dtype == torch.bool:
         spikes = spikes.view(torch.int8) if spikes.is_contiguous() else spikes.to(torch.int8)
     s = as_integer_counts(spikes, "spikes")
-    if validate:
-        _check_alphabet(s, spec)
     T = s.shape[0]
     spec.check_window(T)
     rlo, rhi = spec.value_range(T)
@@ -231,16 +235,23 @@ def decode(
             f"counts of scheme '{spec.name}' with T={T} span [{rlo}, {rhi}], which does not "
             f"fit {dtype}; pass dtype=torch.int64"
         )
+    n = s[0].numel() if T else 0
+    if fast and T and s.dtype == torch.int8 and _swar.usable(n, s.device):
+        flat = s.reshape(T, n).contiguous()
+        out = torch.empty(n, dtype=dtype, device=s.device)
+        for a, b in _swar.blocks(n, s.device):
+            block = flat[:, a:b]
+            if validate:
+                _check_alphabet(block, spec)
+            if spec.bitwise:
+                out[a:b] = _swar.decode_bitwise(block, spec.signed, spec.twos_complement, dtype)
+            else:
+                out[a:b] = _swar.decode_unary(block, spec.signed, dtype)
+        return out.view(s.shape[1:])
+    if validate:
+        _check_alphabet(s, spec)
     if T == 0:
         return torch.zeros(s.shape[1:], dtype=dtype, device=s.device)
-    n = s[0].numel()
-    if fast and s.dtype == torch.int8 and _swar.usable(n, s.device):
-        flat = s.reshape(T, n).contiguous()
-        if spec.bitwise:
-            out = _swar.decode_bitwise(flat, spec.signed, spec.twos_complement, dtype)
-        else:
-            out = _swar.decode_unary(flat, spec.signed, dtype)
-        return out.view(s.shape[1:])
     if not spec.bitwise:
         return s.sum(0, dtype=dtype)
     # Horner's scheme, most significant step first, in the smallest exact dtype

@@ -30,20 +30,20 @@ from spikingbrain.converter.layer import SpikingLinear
 from spikingbrain.converter.serialize import SCHEMA_VERSION, load_converted, save_converted
 
 __all__ = [
+    "SCHEMA_VERSION",
+    "MemorySummary",
     "SpikeConfig",
     "SpikingLinear",
-    "convert",
     "calibrate",
-    "save_converted",
+    "convert",
+    "demo_summary",
+    "is_convertible",
     "load_converted",
-    "SCHEMA_VERSION",
+    "memory_summary",
+    "output_head_names",
+    "save_converted",
     "set_mode",
     "spiking_layers",
-    "memory_summary",
-    "MemorySummary",
-    "is_convertible",
-    "output_head_names",
-    "demo_summary",
 ]
 
 

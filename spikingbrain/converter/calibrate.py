@@ -33,7 +33,7 @@ from spikingbrain.converter.convert import convert, is_convertible, output_head_
 from spikingbrain.converter.layer import SpikingLinear, linear_weight
 from spikingbrain.converter.quant import n_groups, quantize_weight
 
-__all__ = ["calibrate", "layer_clip_ratios", "DEFAULT_RATIOS"]
+__all__ = ["DEFAULT_RATIOS", "calibrate", "layer_clip_ratios"]
 
 #: Candidate clipping ratios (absmax first, so ties keep absmax).
 DEFAULT_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)

@@ -22,7 +22,7 @@ import torch
 
 from spikingbrain.coding.schemes import get_scheme
 
-__all__ = ["SpikeConfig", "MODES", "GRANULARITIES", "REMAINDERS"]
+__all__ = ["GRANULARITIES", "MODES", "REMAINDERS", "SpikeConfig"]
 
 MODES = ("count", "spike", "fake")
 GRANULARITIES = ("group", "channel")

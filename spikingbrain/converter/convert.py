@@ -30,14 +30,14 @@ from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.layer import SpikingLinear, is_conv1d
 
 __all__ = [
+    "MemorySummary",
     "convert",
     "is_convertible",
+    "memory_summary",
+    "module_nbytes",
     "output_head_names",
     "set_mode",
     "spiking_layers",
-    "MemorySummary",
-    "memory_summary",
-    "module_nbytes",
 ]
 
 FilterFn = Callable[[nn.Module, str], bool]

@@ -18,7 +18,7 @@ import torch
 from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.convert import convert, memory_summary
 
-__all__ = ["SimilarityResult", "embedding_similarity", "similarity_sweep", "demo_summary", "main"]
+__all__ = ["SimilarityResult", "demo_summary", "embedding_similarity", "main", "similarity_sweep"]
 
 
 @dataclass

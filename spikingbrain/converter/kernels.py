@@ -34,12 +34,12 @@ from spikingbrain.coding.schemes import get_scheme
 from spikingbrain.converter.quant import n_groups
 
 __all__ = [
-    "int8_digits",
-    "exact_int_matmul",
     "count_accumulators",
-    "spike_accumulators",
-    "reference_accumulators",
     "epilogue",
+    "exact_int_matmul",
+    "int8_digits",
+    "reference_accumulators",
+    "spike_accumulators",
 ]
 
 _BASE = 128
@@ -99,7 +99,8 @@ def _digit_matmul(a_d: list[torch.Tensor], b_d: list[torch.Tensor], a_offset: in
     acc = None
     for i, ai in enumerate(a_d):
         for j, bj in enumerate(b_d):
-            p = torch._int_mm(ai, bj.t())
+            # _int_mm returns garbage for an inner dimension of 1 on CPU: exact float there
+            p = torch._int_mm(ai, bj.t()) if ai.shape[1] >= 2 else _float_matmul(ai, bj)
             if i + j + a_offset:
                 p = p * (_BASE ** (i + j + a_offset))
             acc = p if acc is None else acc + p

@@ -22,12 +22,12 @@ import torch
 
 __all__ = [
     "QMAX",
-    "n_groups",
-    "expand_scale",
-    "quantize_weight",
-    "dequantize_weight",
     "codes_from_scales",
+    "dequantize_weight",
+    "expand_scale",
+    "n_groups",
     "pack_codes",
+    "quantize_weight",
 ]
 
 #: Largest INT8 code magnitude (symmetric range [-127, 127]).

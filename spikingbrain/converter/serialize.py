@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,15 @@ from spikingbrain.converter.convert import spiking_layers
 from spikingbrain.converter.layer import SpikingLinear, is_conv1d
 from spikingbrain.utils.atomic import atomic_path, atomic_write
 
-__all__ = ["SCHEMA_VERSION", "FORMAT", "META_FILE", "WEIGHTS_FILE", "save_converted",
-           "load_converted", "read_metadata"]
+__all__ = [
+    "FORMAT",
+    "META_FILE",
+    "SCHEMA_VERSION",
+    "WEIGHTS_FILE",
+    "load_converted",
+    "read_metadata",
+    "save_converted",
+]
 
 #: Version of the folder layout; bumped when a change would break older readers.
 SCHEMA_VERSION = 1
@@ -122,8 +130,8 @@ def save_converted(model: nn.Module, path: str | os.PathLike) -> None:
         if gen is not None and hasattr(gen, "save_pretrained"):
             try:
                 gen.save_pretrained(folder)
-            except Exception:  # pragma: no cover - invalid generation configs are not ours
-                pass
+            except (ValueError, OSError) as err:  # pragma: no cover - not ours to fix
+                warnings.warn(f"generation config not saved: {err}", stacklevel=2)
     first = next(iter(layers.values())).config
     meta = {
         "format": FORMAT,
@@ -275,9 +283,7 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
                 f"the architecture (or its config) does not match the saved one"
             ) from None
         shape = None
-        if isinstance(old, SpikingLinear):
-            shape = (old.out_features, old.in_features)
-        elif isinstance(old, nn.Linear):
+        if isinstance(old, (SpikingLinear, nn.Linear)):
             shape = (old.out_features, old.in_features)
         elif is_conv1d(old):
             shape = (old.weight.shape[1], old.weight.shape[0])

@@ -195,3 +195,22 @@ def test_fast_path_handles_multi_dim_and_long_unary_windows():
     assert s.shape == (600, 4, 6, 8) or s.shape[0] == int(counts.abs().max())
     assert torch.equal(s, encode(counts, "ternary", fast=False))
     assert torch.equal(decode(s, "ternary", dtype=torch.int64), counts)
+
+
+@pytest.mark.parametrize("scheme", scheme_names())
+def test_fast_path_block_by_block(scheme, monkeypatch):
+    """Several cache blocks (tiny blocks forced here) give the same trains as one."""
+    from spikingbrain.coding import _swar
+
+    spec = get_scheme(scheme)
+    counts = torch.randint(-300 if spec.signed else 0, 301, (5, 24))
+    one_block = encode(counts, scheme)
+    monkeypatch.setattr(_swar, "CPU_BLOCK", 16)
+    assert len(_swar.blocks(counts.numel(), counts.device)) == 8
+    many = encode(counts, scheme)
+    assert torch.equal(many, one_block)
+    assert torch.equal(decode(many, scheme, dtype=torch.int64), counts)
+    bad = many.clone()
+    bad.view(-1)[-1] = 3  # outside every alphabet, in the last block
+    with pytest.raises(ValueError, match="values in"):
+        decode(bad, scheme)

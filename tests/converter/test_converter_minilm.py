@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from spikingbrain.coding import scheme_names
-from spikingbrain.converter import SpikeConfig, SpikingLinear, convert, load_converted, \
-    memory_summary, save_converted
+from spikingbrain.converter import (
+    SpikeConfig,
+    SpikingLinear,
+    convert,
+    load_converted,
+    memory_summary,
+    save_converted,
+)
 
 
 def test_minilm_k3_cosine_at_least_099(minilm):
@@ -44,7 +50,8 @@ def real_activations(minilm, minilm_batch):
 @pytest.mark.parametrize("scheme", scheme_names())
 def test_count_equals_spike_on_real_activations(real_activations, scheme):
     for name, (lin, x) in real_activations.items():
-        x = x[:4]  # spike mode of unary schemes runs max|count| steps
+        # spike mode of the unary schemes runs max|count| steps (hundreds on BERT outliers)
+        x = x[:1, :8] if scheme in ("binary", "ternary") else x[:4]
         c = SpikingLinear.from_linear(lin, SpikeConfig(scheme=scheme, mode="count"))
         s = SpikingLinear.from_linear(lin, SpikeConfig(scheme=scheme, mode="spike"))
         counts, _, _ = c.spike_counts(x)
