@@ -51,6 +51,9 @@ test-gpu: $(VENV)/.stamp
 
 bench: $(VENV)/.stamp
 	$(PY) benchmarks/coding.py
+	$(PY) benchmarks/converter.py
+	$(PY) benchmarks/monitor.py
+	$(PY) benchmarks/neurons.py
 
 demo: $(VENV)/.stamp $(LAVA_VENV)/.stamp
 	SPIKINGBRAIN_LAVA_PYTHON=$(abspath $(LAVA_VENV))/bin/python MPLBACKEND=Agg \
