@@ -60,7 +60,7 @@ demo: $(VENV)/.stamp $(LAVA_VENV)/.stamp
 	  $(VENV)/bin/spikingbrain demo --out demo_out
 
 docs: $(VENV)/.stamp
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check spikingbrain tests benchmarks

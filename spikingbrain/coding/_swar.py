@@ -7,7 +7,8 @@ tests compare both bit for bit. Lane arithmetic never carries between bytes:
 
 - bitwise encode: byte ``b`` of ``(m >> k) & L`` is bit ``k`` of lane ``b`` (``L = 0x01`` per byte);
 - binary/ternary encode, 7-bit magnitudes: ``((m | 0x80) - (t+1)) >> 7 & 1`` is ``m > t`` per lane;
-- negative spikes: ``bits | (bits * 0xFE) & neg`` turns a 1 into 0xFF (-1) where ``neg`` is 0xFF;
+- negative spikes: ``(bits * 0xFF) & sign`` keeps 0x01 where ``sign`` is 0x01 and gives 0xFF (-1)
+  where it is 0xFF (negative counts);
 - decode: lanes are summed (binary/ternary, at most 255 steps per block) or combined by Horner's
   rule (bitwise, at most 8 steps), all within a byte.
 """
@@ -27,12 +28,11 @@ __all__ = [
 ]
 
 LANES = 8
-#: Elements per block on the CPU: a block's int64 words (8 KiB per step) stay in cache while
+#: Elements per block on the CPU: a block's int64 words (64 KiB per step) stay in cache while
 #: every step is computed, instead of streaming the whole tensor through memory once per op.
-CPU_BLOCK = 1 << 16
+CPU_BLOCK = 1 << 19
 _L = 0x0101010101010101
 _H = -0x7F7F7F7F7F7F7F80  # 0x8080808080808080 as a signed int64
-_FE = 0xFE
 
 
 def usable(numel: int, device: torch.device) -> bool:
@@ -60,7 +60,8 @@ def encode_bitwise(word: torch.Tensor, negmask: torch.Tensor | None, out: torch.
     """
     T = out.shape[0]
     o = _words(out)
-    tmp = torch.empty_like(o[0]) if negmask is not None else None
+    # lanes of 0xFF for negative counts, 0x01 for the others: (bit * 0xFF) & sign_lanes
+    sign_lanes = negmask | _L if negmask is not None else None
     for hi in range(T, 0, -8):  # steps [T-hi, T-hi+width) come from bits [hi-width, hi)
         width = min(8, hi)
         lo_bit = hi - width
@@ -70,9 +71,8 @@ def encode_bitwise(word: torch.Tensor, negmask: torch.Tensor | None, out: torch.
             row = o[T - hi + j]
             torch.bitwise_right_shift(m, width - 1 - j, out=row)
             row.bitwise_and_(_L)
-            if negmask is not None:
-                torch.mul(row, _FE, out=tmp)
-                row.bitwise_or_(tmp.bitwise_and_(negmask))
+            if sign_lanes is not None:
+                row.mul_(0xFF).bitwise_and_(sign_lanes)
 
 
 def encode_unary(mag: torch.Tensor, negmask: torch.Tensor | None, out: torch.Tensor) -> None:
@@ -80,14 +80,13 @@ def encode_unary(mag: torch.Tensor, negmask: torch.Tensor | None, out: torch.Ten
     T = out.shape[0]
     o = _words(out)
     high = _words(mag) | _H
-    tmp = torch.empty_like(high) if negmask is not None else None
+    sign_lanes = negmask | _L if negmask is not None else None
     for t in range(T):
         row = o[t]
         torch.sub(high, (t + 1) * _L, out=row)
         row.bitwise_right_shift_(7).bitwise_and_(_L)
-        if negmask is not None:
-            torch.mul(row, _FE, out=tmp)
-            row.bitwise_or_(tmp.bitwise_and_(negmask))
+        if sign_lanes is not None:
+            row.mul_(0xFF).bitwise_and_(sign_lanes)
 
 
 def _lanes_to_int(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
