@@ -104,11 +104,19 @@ def raster(
     if ax is None:
         ax = _figure(6, 3.5).add_subplot()
     T, N = sp.shape
-    size = s if s is not None else max(4.0, min(60.0, 2400.0 / max(N, 1)))
+    if s is None:  # one marker per (step, neuron) cell, as large as the cell allows
+        bbox = ax.get_window_extent()
+        dpi = ax.figure.dpi
+        cell_w = bbox.width * 72 / dpi / max(T, 1)
+        cell_h = bbox.height * 72 / dpi / max(N, 1)
+        if marker == "|":
+            s = max(1.0, min(cell_h * 0.95, 12.0)) ** 2
+        else:
+            s = max(0.5, min(cell_w, cell_h, 12.0) * 0.9) ** 2
     for sign, color, label in ((1, pos_color, "+1 spike"), (-1, neg_color, "−1 spike")):
         t, n = torch.nonzero(sp * sign > 0, as_tuple=True)
         if t.numel() or sign > 0:
-            ax.scatter(t.numpy(), n.numpy(), c=color, marker=marker, s=size, linewidths=1.2,
+            ax.scatter(t.numpy(), n.numpy(), c=color, marker=marker, s=s, linewidths=1.0,
                        label=label, **kwargs)
     ax.set_xlim(-0.5, T - 0.5)
     ax.set_ylim(-0.5, N - 0.5)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_causal_lm
+from spikingbrain.testing import tiny_causal_lm
 from torch import nn
 
 from spikingbrain.converter import (
