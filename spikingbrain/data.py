@@ -65,6 +65,7 @@ def load_minilm(dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     from spikingbrain.utils.optional import require
 
     transformers = require("transformers", extra="hf", purpose="loading Hugging Face models")
+    transformers.utils.logging.disable_progress_bar()  # no per-tensor bar for a 90 MB model
     path = minilm_dir()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = transformers.AutoModel.from_pretrained(path, local_files_only=True, dtype=dtype)
