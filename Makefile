@@ -39,7 +39,7 @@ $(LAVA_VENV)/.stamp: tools/find_python.sh
 	@touch $@
 
 test: $(VENV)/.stamp $(LAVA_VENV)/.stamp
-	SPIKINGBRAIN_LAVA_PYTHON=$(abspath $(LAVA_VENV))/bin/python MPLBACKEND=Agg \
+	SPIKINGBRAIN_LAVA_PYTHON=$(abspath $(LAVA_VENV))/bin/python MPLBACKEND=Agg SPIKINGBRAIN_STRICT_SKIPS=1 \
 	  $(PY) -m pytest -n 2 -m "not slow and not gpu and not benchmark" $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.stamp $(LAVA_VENV)/.stamp

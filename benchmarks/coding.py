@@ -13,10 +13,9 @@ process on the same counts, and the printed figure is the ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import measure
 
 from spikingbrain.coding import decode, encode, get_scheme, min_steps, scheme_names
 from spikingbrain.coding.reference import reference_decode, reference_encode
@@ -31,19 +30,6 @@ def realistic_counts(n: int, hidden: int, device: str, seed: int = 0) -> torch.T
     x = x * (1 + torch.rand(tokens, 1, generator=g))  # token-to-token scale differences
     counts, _ = adaptive_threshold(x.to(device), k=3.0)
     return counts.to(torch.int32).flatten()[:n]
-
-
-def timed(fn, device: str, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -76,7 +62,7 @@ def main() -> None:
         counts = signed if get_scheme(scheme).signed else a
         T = min_steps(counts, scheme)
 
-        def ours():
+        def ours(counts=counts, scheme=scheme, T=T):
             out = decode(encode(counts, scheme, T=T), scheme)
             assert out.shape == counts.shape
 
@@ -84,14 +70,14 @@ def main() -> None:
         # float32 trains (list + stacked copy) would not fit the memory budget is it chunked
         chunk = max(args.baseline_memory // (8 * max(T, 1)), 1 << 16)
 
-        def loop():
+        def loop(counts=counts, scheme=scheme, T=T, chunk=chunk):
             for part in counts.split(chunk):
                 reference_decode(reference_encode(part, scheme, T), scheme)
 
         ours()  # warm-up
         assert torch.equal(decode(encode(counts, scheme, T=T), scheme), counts.to(torch.int32))
-        t_ours = timed(ours, args.device, args.repeats)
-        t_loop = timed(loop, args.device, args.baseline_repeats)
+        t_ours = measure(ours, args.device, args.repeats, warmup=False)
+        t_loop = measure(loop, args.device, args.baseline_repeats, warmup=False)
         n = counts.numel() / 1e6
         chunks = -(-counts.numel() // chunk)
         print(f"{scheme:<25} {T:>3} {chunks:>15} {n / t_ours:>15.1f} {n / t_loop:>15.1f} {t_loop / t_ours:>6.1f}x")

@@ -9,27 +9,17 @@ installed. Usage: ``python benchmarks/neurons.py [--T 64 --batch 32 --features 1
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import measure
 
 from spikingbrain.neurons.functional import lif_multistep, lif_step
 from spikingbrain.neurons.params import LIFParams
 
 
 def timeit(fn: Callable[[], object], device: str, repeat: int = 5) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return measure(fn, device, repeat, reduce=min)
 
 
 def main() -> None:
