@@ -24,6 +24,7 @@ from spikingbrain.neurons import adaptive_threshold
 
 def realistic_counts(n: int, hidden: int, device: str, seed: int = 0) -> torch.Tensor:
     """Counts of the k=3 neuron on Student-t (df=4) activations: heavy-tailed like LLM states."""
+    torch.manual_seed(seed)  # StudentT samples from the global generator
     g = torch.Generator(device="cpu").manual_seed(seed)
     tokens = max(n // hidden, 1)
     x = torch.distributions.StudentT(4.0).sample((tokens, hidden))
