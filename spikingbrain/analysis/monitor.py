@@ -115,7 +115,7 @@ class SpikeMonitor:
         self._order: list[int] = []
         self._handles: list[ObserverHandle] = []
         self._mask: torch.Tensor | None = None
-        self._mask_tokens: torch.Tensor | None = None
+        self._mask_index: torch.Tensor | None = None
         self._modules_by_id: dict[int, nn.Module] = {}
         for name, mod in model.named_modules():
             if isinstance(mod, SpikeEmitter) and (layers is None or layers(name)):
@@ -178,7 +178,9 @@ class SpikeMonitor:
             if not isinstance(mask, torch.Tensor):
                 raise TypeError(f"mask must be a torch.Tensor or None, got {type(mask).__name__}")
             mask = mask.detach().bool()
-            self._mask_tokens = mask.sum().to(torch.int64)
+            # rows of the kept tokens, found once per mask: every layer then works on the
+            # real tokens only (padding can be most of a batch)
+            self._mask_index = mask.reshape(-1).nonzero().squeeze(1)
         self._mask = mask
 
     # ---- the observer ------------------------------------------------------------------
@@ -202,22 +204,16 @@ class SpikeMonitor:
         spec = get_scheme(acc.scheme)
         H = self.hist_range
         dev = counts.device
-        ci = counts.reshape(-1, C).to(torch.int32)
-        n_tok = ci.shape[0]
+        flat = counts.reshape(-1, C)
         mask = self._mask
-        m = None
         if mask is not None and tuple(mask.shape) == tuple(counts.shape[:-1]):
-            m = mask.reshape(-1, 1).to(dev)
-            ci = ci * m
-            tokens = self._mask_tokens.to(dev)
-            elements = tokens * C
-        else:
-            tokens, elements = n_tok, n_tok * C
+            flat = flat.index_select(0, self._mask_index.to(dev))
+        ci = flat.to(torch.int32)
+        tokens = ci.shape[0]
+        elements = tokens * C
         # one histogram of the signed counts carries almost every statistic:
-        # bin 0 / 2H+2 hold everything below -H / above H, bin 2H+3 masked-out tokens
+        # bin 0 / 2H+2 hold everything below -H / above H (bin 2H+3 is unused)
         idx = ci.clamp(-(H + 1), H + 1).add_(H + 1)
-        if m is not None:
-            idx.masked_fill_(~m, 2 * H + 3)
         b = torch.bincount(idx.view(-1), minlength=2 * H + 4)
         acc.hist += b
         if ci.numel():
@@ -259,8 +255,7 @@ class SpikeMonitor:
         torch.maximum(acc.window_max, torch.as_tensor(T, device=dev), out=acc.window_max)
         if acc.name in self.sample and acc.sample is None:
             nt, nc = self.sample[acc.name]
-            keep = ci if m is None else ci[m.reshape(-1)]
-            acc.sample = keep[:nt, :nc].to(torch.int32).cpu()
+            acc.sample = ci[:nt, :nc].cpu()
 
     # ---- results -----------------------------------------------------------------------
     def samples(self) -> dict[str, torch.Tensor]:
