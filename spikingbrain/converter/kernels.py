@@ -160,11 +160,12 @@ def _grouped_int_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], group_siz
             a_low[:, cols] = digits[0].to(a.dtype)
             a8 = a_low.to(torch.int8)
             extra = (cols, digits[1:]) if len(digits) > 1 else None
-    parts = []
     k = a.shape[1]
+    # one contiguous [m, n] block per group, returned as a [m, n, G] view (no stacking copy)
+    out = torch.empty(len(sl), a.shape[0], b.shape[0], dtype=torch.int32, device=a.device)
     for g, s in enumerate(sl):
         if min(s.stop, k) - s.start < 2:  # k = 1: _int_mm is wrong on CPU
-            parts.append(_float_matmul(_as_int(a[:, s]), b[:, s]))
+            out[g] = _float_matmul(_as_int(a[:, s]), b[:, s])
             continue
         acc = _digit_matmul([a8[:, s]], [d[:, s] for d in b_d])
         if extra is not None:
@@ -175,8 +176,8 @@ def _grouped_int_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], group_siz
                 hi_d = [d[:, pos] for d in high]
                 b_cols = [d[:, in_g] for d in b_d]
                 acc = acc + _digit_matmul(hi_d, b_cols, a_offset=1)
-        parts.append(acc)
-    return torch.stack(parts, dim=-1)
+        out[g] = acc
+    return out.permute(1, 2, 0)
 
 
 def _as_int(counts: torch.Tensor) -> torch.Tensor:
@@ -260,18 +261,18 @@ def epilogue(acc: torch.Tensor, scale: torch.Tensor, vth: torch.Tensor,
              bias: torch.Tensor | None, compute_dtype: torch.dtype) -> torch.Tensor:
     """Float output ``[N, out]`` from accumulators ``[N, out, G]``, ``scale [out, G]``, ``vth [N, 1]``.
 
-    Fixed order: ``y = (acc * scale).sum(-1)``, then ``y * vth``, then ``+ bias``, all in
-    ``compute_dtype``.
+    Fixed order: ``y = acc[..., 0] * scale[:, 0]``, then ``y += acc[..., g] * scale[:, g]``
+    for g = 1, 2, ... in turn, then ``y * vth``, then ``+ bias``, all in ``compute_dtype``.
 
     >>> acc = torch.tensor([[[2, -3], [8, 6]]], dtype=torch.int32)
     >>> epilogue(acc, torch.tensor([[0.5, 1.0], [1.0, 0.25]]), torch.tensor([[2.0]]),
     ...          None, torch.float32).tolist()
     [[-4.0, 19.0]]
     """
-    if acc.shape[-1] == 1:  # one group: the sum over groups is the element itself
-        y = acc[..., 0].to(compute_dtype).mul_(scale[:, 0].to(compute_dtype))
-    else:
-        y = (acc.to(compute_dtype) * scale.to(compute_dtype)).sum(-1)
+    sc = scale.to(compute_dtype)
+    y = acc[..., 0].to(compute_dtype).mul_(sc[:, 0])
+    for g in range(1, acc.shape[-1]):  # group by group: each acc[..., g] is one block
+        y.addcmul_(acc[..., g].to(compute_dtype), sc[:, g])
     y.mul_(vth.to(compute_dtype))
     if bias is not None:
         y.add_(bias.to(compute_dtype))
