@@ -235,14 +235,15 @@ def spike_accumulators(counts: torch.Tensor, qdata: torch.Tensor, group_size: in
     """
     out_f, in_f = qdata.shape
     N = counts.shape[0]
-    acc = torch.zeros(N, out_f, n_groups(in_f, group_size), dtype=torch.int32,
-                      device=qdata.device)
+    # group-major storage, the layout count_accumulators produces, seen as [N, out, G]
+    acc = torch.zeros(n_groups(in_f, group_size), N, out_f, dtype=torch.int32,
+                      device=qdata.device).permute(1, 2, 0)
     for spikes, weights in spike_trains(counts, scheme, T):
         for t in range(spikes.shape[0]):
             w = int(weights[t])
             if abs(w) >= 2**31 and not bool(spikes[t].any()):
                 continue  # leading steps of a window wider than int32 counts: all silent
-            acc += count_accumulators(spikes[t], qdata, group_size) * w
+            acc.add_(count_accumulators(spikes[t], qdata, group_size), alpha=w)
     return acc
 
 
