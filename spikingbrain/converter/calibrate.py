@@ -31,22 +31,12 @@ from torch import nn
 from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.convert import convert, is_convertible, output_head_names
 from spikingbrain.converter.layer import SpikingLinear, linear_weight
-from spikingbrain.converter.quant import n_groups, quantize_weight
+from spikingbrain.converter.quant import grouped, quantize_weight
 
 __all__ = ["DEFAULT_RATIOS", "calibrate", "layer_clip_ratios"]
 
 #: Candidate clipping ratios (absmax first, so ties keep absmax).
 DEFAULT_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
-
-
-def _grouped(t: torch.Tensor, group_size: int) -> torch.Tensor:
-    """``[R, in] -> [R, G, group_size]`` with zero padding of the last group."""
-    r, inp = t.shape
-    G = n_groups(inp, group_size)
-    pad = G * group_size - inp
-    if pad:
-        t = torch.nn.functional.pad(t, (0, pad))
-    return t.reshape(r, G, group_size)
 
 
 def layer_clip_ratios(weight: torch.Tensor, x: torch.Tensor, config: SpikeConfig,
@@ -73,9 +63,9 @@ def layer_clip_ratios(weight: torch.Tensor, x: torch.Tensor, config: SpikeConfig
     gs = probe.group_size
     x = x.detach().float().reshape(-1, in_f)
     counts, vth, _ = probe.spike_counts(x)
-    xg = _grouped(x, gs)  # [M, G, g]
-    xh = _grouped(counts * vth, gs)
-    wg = _grouped(w, gs)  # [O, G, g]
+    xg = grouped(x, gs)  # [M, G, g]
+    xh = grouped(counts * vth, gs)
+    wg = grouped(w, gs)  # [O, G, g]
     M = x.shape[0]
     G = xg.shape[1]
     chunk = max(1, (1 << 24) // max(1, M * G))
@@ -83,7 +73,7 @@ def layer_clip_ratios(weight: torch.Tensor, x: torch.Tensor, config: SpikeConfig
     best = torch.ones(out_f, G, device=w.device)
     for r in ratios:
         q, s = quantize_weight(w, gs, r)
-        qg = _grouped(q.float(), gs) * s.unsqueeze(-1)  # dequantised [O, G, g]
+        qg = grouped(q.float(), gs) * s.unsqueeze(-1)  # dequantised [O, G, g]
         err = torch.empty(out_f, G, device=w.device)
         for o0 in range(0, out_f, chunk):
             sl = slice(o0, o0 + chunk)

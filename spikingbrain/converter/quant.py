@@ -65,13 +65,25 @@ def _check_weight(weight: torch.Tensor) -> torch.Tensor:
     return weight
 
 
-def _grouped_absmax(w: torch.Tensor, group_size: int) -> torch.Tensor:
-    out, inp = w.shape
+def grouped(t: torch.Tensor, group_size: int) -> torch.Tensor:
+    """``[R, in] -> [R, G, group_size]``, the last group padded with zeros.
+
+    >>> grouped(torch.arange(5.0).view(1, 5), 2).tolist()
+    [[[0.0, 1.0], [2.0, 3.0], [4.0, 0.0]]]
+    """
+    r, inp = t.shape
     g = n_groups(inp, group_size)
     pad = g * group_size - inp
     if pad:
-        w = torch.nn.functional.pad(w, (0, pad))
-    return w.abs().view(out, g, group_size).amax(-1) if inp else w.new_zeros(out, g)
+        t = torch.nn.functional.pad(t, (0, pad))
+    return t.reshape(r, g, group_size)
+
+
+def _grouped_absmax(w: torch.Tensor, group_size: int) -> torch.Tensor:
+    out, inp = w.shape
+    if not inp:
+        return w.new_zeros(out, n_groups(inp, group_size))
+    return grouped(w, group_size).abs().amax(-1)
 
 
 def quantize_weight(
