@@ -6,7 +6,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikingbrain.coding import SpikeEvents, encode, from_events, load_events, save_events, to_events
+from spikingbrain.coding import (
+    SpikeEvents,
+    encode,
+    from_events,
+    load_events,
+    save_events,
+    to_events,
+)
 
 
 @st.composite

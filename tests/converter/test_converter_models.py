@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from spikingbrain.testing import tiny_causal_lm
 from torch import nn
 
 from spikingbrain.converter import (
@@ -21,6 +20,7 @@ from spikingbrain.converter import (
     spiking_layers,
 )
 from spikingbrain.converter.serialize import META_FILE, WEIGHTS_FILE
+from spikingbrain.testing import tiny_causal_lm
 
 
 @pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2"])
