@@ -96,6 +96,12 @@ def _lanes_to_int(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def decode_unary(spikes: torch.Tensor, signed: bool, dtype: torch.dtype) -> torch.Tensor:
     """Sum a binary/ternary train ``[T, N]`` (int8 rows of N % 8 == 0 elements) over time."""
     T, n = spikes.shape
+    if signed and T < 2**15:
+        # ternary: int16 += int8 row by row beats the two-accumulator lane trick (measured)
+        acc16 = torch.zeros(n, dtype=torch.int16, device=spikes.device)
+        for t in range(T):
+            acc16.add_(spikes[t])
+        return acc16.to(dtype)
     s = _words(spikes)
     total = torch.zeros(n, dtype=dtype, device=spikes.device)
     acc = torch.zeros(n // LANES, dtype=torch.int64, device=spikes.device)
