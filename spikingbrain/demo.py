@@ -119,12 +119,12 @@ def register(app: typer.Typer) -> None:
         typer.secho("\n== 2. W8ASpike conversion", bold=True)
         from spikingbrain.converter import demo_summary
 
-        demo_summary()
+        demo_summary(model=model, tokenizer=tok)
 
         typer.secho("\n== 3. spike and energy analysis", bold=True)
         from spikingbrain.analysis.pipeline import demo_report
 
-        demo_report(report)
+        demo_report(report, model=model, tokenizer=tok)
         typer.echo(f"report: {report / 'index.html'}")
 
         if lava:

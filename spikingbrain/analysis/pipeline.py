@@ -236,14 +236,15 @@ def sweep_k(float_model: nn.Module, tokenizer: Any, sentences: Sequence[str],
 
 def demo_report(out_dir: str | os.PathLike = "report", n_sentences: int = 64,
                 ks: Sequence[float] = (2, 2.5, 3, 3.5, 4), config: Any = None,
-                batch_size: int = 32) -> dict[str, Any]:
+                batch_size: int = 32, model: Any = None, tokenizer: Any = None) -> dict[str, Any]:
     """Convert the embedded all-MiniLM-L6-v2, run ``n_sentences`` standard-library sentences
     through the monitor, sweep ``ks`` and write ``out_dir`` (index.html, report.json,
-    report.md, plots/). Returns the report dict."""
+    report.md, plots/). Returns the report dict. ``model``/``tokenizer``: an already loaded
+    float MiniLM (not modified)."""
     from spikingbrain.converter import SpikeConfig, convert
     from spikingbrain.data import load_minilm, minilm_dir, stdlib_sentences
 
-    float_model, tok = load_minilm()
+    float_model, tok = (model, tokenizer) if model is not None else load_minilm()
     sentences = stdlib_sentences(n_sentences)
     config = SpikeConfig() if config is None else config
     rows = sweep_k(float_model, tok, sentences, ks, config, batch_size=batch_size) if ks else None

@@ -9,8 +9,8 @@ tests compare both bit for bit. Lane arithmetic never carries between bytes:
 - binary/ternary encode, 7-bit magnitudes: ``((m | 0x80) - (t+1)) >> 7 & 1`` is ``m > t`` per lane;
 - negative spikes: ``(bits * 0xFF) & sign`` keeps 0x01 where ``sign`` is 0x01 and gives 0xFF (-1)
   where it is 0xFF (negative counts);
-- decode: lanes are summed (binary/ternary, at most 255 steps per block) or combined by Horner's
-  rule (bitwise, at most 8 steps), all within a byte.
+- decode: binary lanes are summed (at most 255 steps per block) and bitwise lanes combined by
+  Horner's rule (at most 8 steps), all within a byte; ternary rows are added into int16.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _L = 0x0101010101010101
 _H = -0x7F7F7F7F7F7F7F80  # 0x8080808080808080 as a signed int64
 
 
-def usable(numel: int, device: torch.device) -> bool:
+def usable(numel: int) -> bool:
     """Whether ``numel`` elements per step can be viewed as whole int64 words."""
     return numel > 0 and numel % LANES == 0
 
@@ -96,32 +96,21 @@ def _lanes_to_int(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def decode_unary(spikes: torch.Tensor, signed: bool, dtype: torch.dtype) -> torch.Tensor:
     """Sum a binary/ternary train ``[T, N]`` (int8 rows of N % 8 == 0 elements) over time."""
     T, n = spikes.shape
-    if signed and T < 2**15:
-        # ternary: int16 += int8 row by row beats the two-accumulator lane trick (measured)
-        acc16 = torch.zeros(n, dtype=torch.int16, device=spikes.device)
+    if signed:
+        # ternary: a plain int16 (int32 for long windows) += int8 row by row beats lane tricks
+        acc = torch.zeros(n, dtype=torch.int16 if T < 2**15 else torch.int32,
+                          device=spikes.device)
         for t in range(T):
-            acc16.add_(spikes[t])
-        return acc16.to(dtype)
+            acc.add_(spikes[t])
+        return acc.to(dtype)
     s = _words(spikes)
     total = torch.zeros(n, dtype=dtype, device=spikes.device)
     acc = torch.zeros(n // LANES, dtype=torch.int64, device=spikes.device)
-    neg = torch.zeros_like(acc) if signed else None
-    tmp = torch.empty_like(acc) if signed else None
-    for start in range(0, T, 255):  # each lane holds at most 255
+    for start in range(0, T, 255):  # binary: eight lane sums per word, at most 255 each
         acc.zero_()
-        if signed:
-            neg.zero_()
         for t in range(start, min(T, start + 255)):
-            if signed:
-                torch.bitwise_and(s[t], _L, out=tmp)  # 1 for +1 and for -1 (0xFF)
-                acc.add_(tmp)
-                torch.bitwise_right_shift(s[t], 7, out=tmp)
-                neg.add_(tmp.bitwise_and_(_L))  # 1 for -1
-            else:
-                acc.add_(s[t])
+            acc.add_(s[t])
         total += _lanes_to_int(acc, dtype)
-        if signed:
-            total -= 2 * _lanes_to_int(neg, dtype)
     return total
 
 

@@ -116,7 +116,7 @@ def encode(
     c = c.to(_work_dtype(min(lo, -1), max(hi, T)))
     if T == 0 or c.numel() == 0:
         return torch.zeros((T, *c.shape), dtype=torch.int8, device=c.device)
-    if fast and _swar.usable(c.numel(), c.device):
+    if fast and _swar.usable(c.numel()):
         return _encode_swar(c.reshape(-1), spec, T).view(T, *c.shape)
     return _encode_portable(c, spec, T)
 
@@ -236,7 +236,7 @@ def decode(
             f"fit {dtype}; pass dtype=torch.int64"
         )
     n = s[0].numel() if T else 0
-    if fast and T and s.dtype == torch.int8 and _swar.usable(n, s.device):
+    if fast and T and s.dtype == torch.int8 and _swar.usable(n):
         flat = s.reshape(T, n).contiguous()
         out = torch.empty(n, dtype=dtype, device=s.device)
         for a, b in _swar.blocks(n, s.device):

@@ -53,11 +53,15 @@ def embedding_similarity(config: SpikeConfig, model: Any, tokenizer: Any, senten
 
 def similarity_sweep(ks: tuple[float, ...] = (2.0, 3.0, 4.0), n: int = 256,
                      scheme: str = "bitwise_bidirectional", granularity: str = "channel",
-                     batch_size: int = 64, **config: Any) -> list[SimilarityResult]:
-    """:func:`embedding_similarity` of MiniLM on ``n`` stdlib sentences for each ``k``."""
+                     batch_size: int = 64, model: Any = None, tokenizer: Any = None,
+                     **config: Any) -> list[SimilarityResult]:
+    """:func:`embedding_similarity` of MiniLM on ``n`` stdlib sentences for each ``k``.
+
+    ``model``/``tokenizer``: an already loaded float MiniLM (it is not modified).
+    """
     from spikingbrain.data import embed, load_minilm, stdlib_sentences
 
-    model, tok = load_minilm()
+    model, tok = (model, tokenizer) if model is not None else load_minilm()
     sents = stdlib_sentences(n)
     ref = embed(model, tok, sents, batch_size=batch_size)
     return [embedding_similarity(SpikeConfig(k=k, scheme=scheme, granularity=granularity,
@@ -65,15 +69,16 @@ def similarity_sweep(ks: tuple[float, ...] = (2.0, 3.0, 4.0), n: int = 256,
             for k in ks]
 
 
-def demo_summary(n: int = 64, k: float = 3.0, show: bool = True) -> dict[str, Any]:
+def demo_summary(n: int = 64, k: float = 3.0, show: bool = True, model: Any = None,
+                 tokenizer: Any = None) -> dict[str, Any]:
     """Convert the embedded MiniLM (k, bitwise_bidirectional, INT8 per channel) and report
     cosine similarity to the float model on ``n`` real sentences and weight memory.
 
     Returns a dict with ``mean_cosine``, ``min_cosine``, ``memory_ratio_vs_fp16``,
     ``converted_bytes``, ``fp16_bytes``, ``n_layers``, ``seconds``; prints a rich table when
-    ``show``.
+    ``show``. ``model``/``tokenizer``: an already loaded float MiniLM (not modified).
     """
-    res = similarity_sweep(ks=(k,), n=n)[0]
+    res = similarity_sweep(ks=(k,), n=n, model=model, tokenizer=tokenizer)[0]
     conv_info = asdict(res)
     if show:
         from rich.console import Console
