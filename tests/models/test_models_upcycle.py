@@ -1,0 +1,64 @@
+"""MoE upcycling: at initialisation the MoE gives alpha * (shared + router-weighted) dense outputs."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from spikingbrain.models.ops.moe import MoEFeedForward, SwiGLUMLP, route
+from spikingbrain.models.upcycle import upcycle
+
+
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mlp = SwiGLUMLP(16, 24)
+
+
+class _Dense(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(_Block() for _ in range(3))
+
+
+@pytest.mark.parametrize("n_experts,top_k,n_shared", [(16, 1, 1), (4, 2, 0), (8, 2, 2)])
+def test_upcycled_moe_equals_scaled_dense_at_init(n_experts, top_k, n_shared):
+    torch.manual_seed(0)
+    dense = _Dense().double()
+    moe_model = copy.deepcopy(dense)
+    report = upcycle(moe_model, n_experts=n_experts, top_k=top_k, n_shared=n_shared, seed=3,
+                     router_std=0.5)
+    alpha = (n_shared + top_k / n_experts) ** (-1 / 3)
+    assert report.layers == ["layers.0.mlp", "layers.1.mlp", "layers.2.mlp"]
+    assert report.alpha == pytest.approx(alpha)
+    x = torch.randn(20, 16, dtype=torch.float64)
+    for block_dense, block_moe in zip(dense.layers, moe_model.layers, strict=True):
+        moe = block_moe.mlp
+        assert isinstance(moe, MoEFeedForward) and len(moe.experts) == n_experts
+        weights, _ = route(moe.router(x), top_k, normalize=False)
+        assert weights.std() > 0  # the router really weights tokens differently
+        expected = alpha * (n_shared + weights.sum(-1, keepdim=True)) * block_dense.mlp(x)
+        torch.testing.assert_close(moe(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_upcycle_alpha_value_and_seed_reproducible():
+    a, b = _Dense(), _Dense()
+    b.load_state_dict(a.state_dict())
+    assert upcycle(a, seed=7).alpha == pytest.approx(0.98, abs=5e-3)
+    upcycle(b, seed=7)
+    torch.testing.assert_close(a.layers[1].mlp.router.weight, b.layers[1].mlp.router.weight)
+    assert not torch.equal(a.layers[0].mlp.router.weight, a.layers[1].mlp.router.weight)
+
+
+def test_upcycle_skip_layers_and_errors():
+    model = _Dense()
+    report = upcycle(model, n_experts=2, skip_layers=[0, 2])
+    assert report.layers == ["layers.1.mlp"]
+    assert isinstance(model.layers[0].mlp, SwiGLUMLP)
+    with pytest.raises(ValueError, match="no dense SwiGLU FFN"):
+        upcycle(nn.Linear(3, 3))
+    with pytest.raises(TypeError, match="nn.Module or a SpikingBrain-76B config"):
+        upcycle({"hidden_size": 3})
+    with pytest.raises(ValueError, match="top_k"):
+        upcycle(_Dense(), n_experts=2, top_k=3)
