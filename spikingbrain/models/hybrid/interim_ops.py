@@ -44,11 +44,11 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
     return (probs @ v.to(acc)).to(q.dtype)
 
 
-def gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_g: torch.Tensor, *,
-        scale: float | None = None, initial_state: torch.Tensor | None = None,
-        output_final_state: bool = False, backend: str = "auto"
-        ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """GLA recurrence ``S_t = diag(exp(log_g_t)) S_{t-1} + k_t^T v_t``, ``o_t = (q_t s) S_t``."""
+def gla_recurrent(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_g: torch.Tensor, *,
+                  scale: float | None = None, initial_state: torch.Tensor | None = None,
+                  output_final_state: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """GLA recurrence ``S_t = diag(exp(log_g_t)) S_{t-1} + k_t^T v_t``, ``o_t = (q_t s) S_t``
+    (a loop over time: the reference, and the decoding step)."""
     b, h, length, dk = q.shape
     acc = _acc(q.dtype)
     scale = dk ** -0.5 if scale is None else scale
@@ -61,6 +61,43 @@ def gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_g: torch.Tensor, 
             k[:, :, t, :, None].to(acc) * v[:, :, t, None, :].to(acc)
         outs.append(torch.einsum("bhk,bhkv->bhv", q[:, :, t].to(acc) * scale, state))
     return torch.stack(outs, 2).to(q.dtype), state if output_final_state else None
+
+
+def gla_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_g: torch.Tensor, *,
+                scale: float | None = None, initial_state: torch.Tensor | None = None,
+                output_final_state: bool = False, chunk_size: int = 16
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The same GLA in chunks: within a chunk every decay factor is ``exp(b_i - b_j) <= 1``
+    (``b`` the cumulative log gate), formed explicitly, so no factor can overflow."""
+    acc = _acc(q.dtype)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    state = (torch.zeros(*q.shape[:2], q.shape[-1], v.shape[-1], dtype=acc, device=q.device)
+             if initial_state is None else initial_state.to(acc))
+    outs = []
+    for start in range(0, q.shape[2], chunk_size):
+        sl = slice(start, start + chunk_size)
+        qc, kc, vc = q[:, :, sl].to(acc) * scale, k[:, :, sl].to(acc), v[:, :, sl].to(acc)
+        cum = log_g[:, :, sl].to(acc).cumsum(dim=2)  # [B, H, C, Dk]
+        n = cum.shape[2]
+        causal = torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
+        rel = (cum[:, :, :, None] - cum[:, :, None]).masked_fill(~causal[..., None], -torch.inf)
+        scores = torch.einsum("bhik,bhjk,bhijk->bhij", qc, kc, rel.exp())
+        outs.append(scores @ vc + (qc * cum.exp()) @ state)
+        last = cum[:, :, -1:]
+        state = last[:, :, 0, :, None].exp() * state + \
+            (kc * (last - cum).exp()).transpose(-1, -2) @ vc
+    return torch.cat(outs, 2).to(q.dtype), state if output_final_state else None
+
+
+def gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_g: torch.Tensor, *,
+        scale: float | None = None, initial_state: torch.Tensor | None = None,
+        output_final_state: bool = False, backend: str = "auto"
+        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """GLA ``[B,H,L,D]``: recurrent for one step (or ``backend="recurrent"``), else chunked."""
+    use_loop = backend == "recurrent" or (backend == "auto" and q.shape[2] == 1)
+    fn = gla_recurrent if use_loop else gla_chunked
+    return fn(q, k, v, log_g, scale=scale, initial_state=initial_state,
+              output_final_state=output_final_state)
 
 
 class RMSNorm(nn.Module):
