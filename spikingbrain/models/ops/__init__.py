@@ -1,0 +1,1 @@
+"""Operations of the SpikingBrain models, each with a naive reference beside it."""
