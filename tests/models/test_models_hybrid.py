@@ -214,20 +214,3 @@ def test_gla_branch_is_the_tied_gate_recurrence():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(state[0], s, rtol=1e-5, atol=1e-6)
 
-
-def test_interim_gla_chunked_equals_recurrence_outputs_and_grads():
-    from spikingbrain.models.hybrid.interim_ops import gla_chunked, gla_recurrent
-
-    torch.manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 37, 5, dtype=torch.float64, requires_grad=True)
-               for _ in range(3))
-    z = torch.randn(2, 3, 37, 5, dtype=torch.float64) * 30  # decays down to exp(-100)
-    log_g = torch.nn.functional.logsigmoid(-z).requires_grad_()
-    s0 = torch.randn(2, 3, 5, 5, dtype=torch.float64)
-    ref = gla_recurrent(q, k, v, log_g, initial_state=s0, output_final_state=True)
-    got = gla_chunked(q, k, v, log_g, initial_state=s0, output_final_state=True, chunk_size=8)
-    for a, b in zip(got, ref, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-    grads = [torch.autograd.grad((o**2).sum() + s.sum(), (q, k, v, log_g)) for o, s in (got, ref)]
-    for a, b in zip(*grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikingbrain.models.hybrid import interim_ops as attention_ops
-from spikingbrain.models.hybrid import interim_ops as gla_ops
 from spikingbrain.models.hybrid.cache import HybridCache
 from spikingbrain.models.hybrid.configuration import SpikingBrainMoEConfig
-from spikingbrain.models.hybrid.interim_ops import RMSNorm, apply_rope, rope_cos_sin
+from spikingbrain.models.ops import attention as attention_ops
+from spikingbrain.models.ops import gla as gla_ops
 from spikingbrain.models.ops.moe import MoEFeedForward, SwiGLUMLP
+from spikingbrain.models.ops.norm import RMSNorm
+from spikingbrain.models.ops.rope import apply_rope, rope_cos_sin
 
 
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -58,10 +59,12 @@ class SoftmaxBranch(_Projections):
         q = apply_rope(_heads(self.q_proj(x), self.n_heads), cos, sin)
         k = apply_rope(_heads(self.k_proj(x), self.n_kv), cos, sin)
         v = _heads(self.v_proj(x), self.n_kv)
-        q_start = None
-        if cache is not None and store_sinks:
-            cache.layers[layer].sink_k, cache.layers[layer].sink_v = k, v
-        elif cache is not None:
+        if cache is None or store_sinks:  # sinks (+ tokens): the sinks are the first queries
+            if store_sinks:
+                cache.layers[layer].sink_k, cache.layers[layer].sink_v = k, v
+            o = attention_ops.softmax_attention(q, k, v, window=self.window, n_sink=n_sink,
+                                                sink_queries=True)
+        else:  # new tokens after the cache: keys = sinks, buffered tokens, new tokens
             entry = cache.layers[layer]
             past = 0 if entry.k is None else entry.k.shape[2]
             k, v = cache.append_kv(layer, k, v)
@@ -69,9 +72,8 @@ class SoftmaxBranch(_Projections):
                 b = x.shape[0]
                 k = torch.cat([entry.sink_k.expand(b, -1, -1, -1), k], dim=2)
                 v = torch.cat([entry.sink_v.expand(b, -1, -1, -1), v], dim=2)
-            q_start = n_sink + past
-        o = attention_ops.softmax_attention(q, k, v, window=self.window, n_sink=n_sink,
-                                            q_start=q_start)
+            o = attention_ops.softmax_attention(q, k, v, window=self.window, n_sink=n_sink,
+                                                k_start=cache.seen_tokens - past)
         return self.o_proj(_merge(o))
 
 
@@ -94,7 +96,7 @@ class GLABranch(_Projections):
 
     def __init__(self, config: SpikingBrainMoEConfig) -> None:
         super().__init__(config)
-        self.backend = config.gla_backend
+        self.backend, self.chunk_size = config.gla_backend, config.gla_chunk_size
 
     def forward(self, x: torch.Tensor, initial_state: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +108,7 @@ class GLABranch(_Projections):
         k, v, log_g = (t.repeat_interleave(groups, dim=1) for t in (k, v, log_g))
         o, state = gla_ops.gla(q, k, v, log_g,
                                initial_state=initial_state, output_final_state=True,
-                               backend=self.backend)
+                               backend=self.backend, chunk_size=self.chunk_size)
         return self.o_proj(_merge(o.to(x.dtype))), state
 
 

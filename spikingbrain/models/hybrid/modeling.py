@@ -23,9 +23,9 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 
 from spikingbrain.models.hybrid.cache import HybridCache
 from spikingbrain.models.hybrid.configuration import SpikingBrainMoEConfig
-from spikingbrain.models.hybrid.interim_ops import RMSNorm
 from spikingbrain.models.hybrid.layers import HybridDecoderLayer
 from spikingbrain.models.ops.moe import MoEFeedForward
+from spikingbrain.models.ops.norm import RMSNorm
 
 
 class SpikingBrainMoEPreTrainedModel(PreTrainedModel):
