@@ -214,3 +214,23 @@ def test_gla_branch_is_the_tied_gate_recurrence():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(state[0], s, rtol=1e-5, atol=1e-6)
 
+
+
+def test_cli_convert_tiny_76b_folder_and_reload(tmp_path):
+    from typer.testing import CliRunner
+
+    from spikingbrain.cli import app
+    from spikingbrain.converter import SpikingLinear, load_converted
+
+    register()
+    _tiny().float().save_pretrained(tmp_path / "src")
+    res = CliRunner().invoke(app, ["convert", str(tmp_path / "src"), str(tmp_path / "out"),
+                                   "--group-size", "16"])
+    assert res.exit_code == 0, res.output
+    # load_converted looks model classes up in transformers by name only: hand it the shell
+    shell = SpikingBrainMoEForCausalLM(SpikingBrainMoEConfig.from_pretrained(tmp_path / "out"))
+    again = load_converted(tmp_path / "out", model=shell).eval()
+    names = {n for n, m in again.named_modules() if isinstance(m, SpikingLinear)}
+    assert "model.layers.3.mlp.experts.0.down_proj" in names
+    with torch.no_grad():
+        assert torch.isfinite(again(torch.tensor([[3, 4, 5]]), use_cache=False).logits).all()
