@@ -234,3 +234,18 @@ def test_cli_convert_tiny_76b_folder_and_reload(tmp_path):
     assert "model.layers.3.mlp.experts.0.down_proj" in names
     with torch.no_grad():
         assert torch.isfinite(again(torch.tensor([[3, 4, 5]]), use_cache=False).logits).all()
+
+
+@torch.no_grad()
+def test_cache_reorder_for_beam_search_keeps_shared_sinks():
+    model = _tiny()
+    ids = torch.randint(0, 97, (2, 7))
+    cache = model(ids, use_cache=True).past_key_values
+    swapped = model(ids.flip(0), use_cache=True).past_key_values
+    cache.reorder_cache(torch.tensor([1, 0]))
+    for a, b in zip(cache.layers, swapped.layers, strict=True):
+        assert a.sink_k.shape[0] == 1
+        torch.testing.assert_close(a.k, b.k)
+        torch.testing.assert_close(a.gla_state, b.gla_state)
+    beams = model.generate(ids[:1], max_new_tokens=3, num_beams=2, do_sample=False)
+    assert beams.shape == (1, 10) and torch.equal(beams[:, :7], ids[:1])

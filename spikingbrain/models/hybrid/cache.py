@@ -77,9 +77,9 @@ class HybridCache:
         return total
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Reorder the batch (beam search)."""
+        """Reorder the batch (beam search); the sinks' K/V (batch 1, shared) stay as they are."""
         for entry in self.layers:
-            for name in ("sink_k", "sink_v", "k", "v", "gla_state"):
+            for name in ("k", "v", "gla_state"):
                 t = getattr(entry, name)
                 if t is not None:
                     setattr(entry, name, t.index_select(0, beam_idx.to(t.device)))
