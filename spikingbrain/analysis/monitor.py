@@ -206,7 +206,18 @@ class SpikeMonitor:
         dev = counts.device
         flat = counts.reshape(-1, C)
         mask = self._mask
-        if mask is not None and tuple(mask.shape) == tuple(counts.shape[:-1]):
+        lead = tuple(counts.shape[:-1])
+        if mask is not None and lead != tuple(mask.shape):
+            # narrow exception: inputs shaped like a leading part of the mask ([batch] for a
+            # [batch, seq] mask) are per-sequence summaries (a pooler), not tokens: kept whole
+            if not (len(lead) < mask.dim() and lead == tuple(mask.shape[:len(lead)])):
+                raise ValueError(
+                    f"token mask of shape {tuple(mask.shape)} does not match the token shape "
+                    f"{lead} of layer '{acc.name}' (its input is {tuple(counts.shape)}); give "
+                    f"a mask shaped like the layer inputs' leading dimensions (e.g. the "
+                    f"attention mask [batch, seq]), or no mask"
+                )
+        elif mask is not None:
             flat = flat.index_select(0, self._mask_index.to(dev))
         ci = flat.to(torch.int32)
         tokens = ci.shape[0]

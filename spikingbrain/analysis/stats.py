@@ -334,6 +334,8 @@ class LayerStats:
             raise ValueError("cannot merge statistics with different histogram ranges")
         h = [a + b for a, b in zip(self.hist, other.hist)] if self.hist and other.hist else (
             list(self.hist or other.hist))
+        # an empty side (e.g. the start of a total) takes the other side's range
+        hist_range = self.hist_range if self.hist else other.hist_range
         return LayerStats(
             name=name or self.name,
             scheme=self.scheme if self.scheme == other.scheme else "mixed",
@@ -352,7 +354,7 @@ class LayerStats:
             negative_unsigned=self.negative_unsigned + other.negative_unsigned,
             spike_calls_nonzero=self.spike_calls_nonzero + other.spike_calls_nonzero,
             count_calls_nonzero=self.count_calls_nonzero + other.count_calls_nonzero,
-            hist_range=self.hist_range,
+            hist_range=hist_range,
             hist=h,
             channel_nonzero=list(self.channel_nonzero) + list(other.channel_nonzero),
         )
@@ -373,8 +375,9 @@ class ModelStats:
         Synaptic operations of the total are the sums of the layers' (stored in
         :attr:`synops`), since fan-outs differ between layers.
         """
-        out = LayerStats(name="model", scheme=self.layers[0].scheme if self.layers else "")
-        out.hist = []
+        first = self.layers[0] if self.layers else None
+        out = LayerStats(name="model", scheme=first.scheme if first else "",
+                         hist_range=first.hist_range if first else DEFAULT_HIST_RANGE)
         for layer in self.layers:
             out = out.merged(layer, name="model")
         return out
