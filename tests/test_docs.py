@@ -32,3 +32,13 @@ def test_readme_quick_start_coding_part_runs():
     namespace: dict = {}
     exec(compile(coding_part, "README.md", "exec"), namespace)
     assert namespace["events"].shape[1:] == (4, 3584)
+
+
+@pytest.mark.parametrize("page", ["neurons.md"])
+def test_docs_page_examples_run_as_doctests(page):
+    """The ``>>>`` examples of the documentation pages run and print what the page shows."""
+    import doctest
+
+    res = doctest.testfile(str(ROOT / "docs" / page), module_relative=False,
+                           optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted > 0 and res.failed == 0, res
