@@ -188,6 +188,18 @@ def _check_alphabet(spikes: torch.Tensor, spec: SchemeSpec) -> None:
                 else ""
             )
         )
+    if spec.signed and not spec.twos_complement and lo < 0 < hi and spikes.dim() > 1:
+        # sign-magnitude and ternary trains carry one sign per element: mixed signs were
+        # never produced by encode and have no defined count
+        mixed = (spikes.amax(0) > 0) & (spikes.amin(0) < 0)
+        if bool(mixed.any()):
+            first = [int(i) for i in torch.nonzero(mixed)[0]]
+            raise ValueError(
+                f"spikes for scheme '{spec.name}' must carry one sign per element (all non-zero "
+                f"spikes of an element +1, or all -1); {int(mixed.sum())} element(s) mix +1 and "
+                f"-1, the first at index {first}; the train is corrupt or was built for another "
+                f"scheme"
+            )
 
 
 def decode(

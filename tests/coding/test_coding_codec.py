@@ -216,3 +216,12 @@ def test_fast_path_block_by_block(scheme, monkeypatch):
     bad.view(-1)[-1] = 3  # outside every alphabet, in the last block
     with pytest.raises(ValueError, match="values in"):
         decode(bad, scheme)
+
+
+@pytest.mark.parametrize("scheme", ["bitwise_bidirectional", "ternary"])
+@pytest.mark.parametrize("n", [5, 64])  # portable path and eight-lane fast path
+def test_decode_rejects_mixed_signs_within_an_element(scheme, n):
+    s = encode((torch.arange(n) % 9) - 4, scheme, 4)
+    s[0, 1], s[1, 1] = 1, -1
+    with pytest.raises(ValueError, match="one sign per element"):
+        decode(s, scheme)
