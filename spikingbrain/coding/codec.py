@@ -113,7 +113,7 @@ def encode(
             )
         c = c.clamp(rlo, rhi)
         lo, hi = max(lo, rlo), min(hi, rhi)
-    c = c.to(_work_dtype(min(lo, -1), max(hi, T)))
+    c = c.to(_work_dtype(min(lo, -1), max(hi, -lo, T)))  # |lo| too: abs(-128) overflows int8
     if T == 0 or c.numel() == 0:
         return torch.zeros((T, *c.shape), dtype=torch.int8, device=c.device)
     if fast and _swar.usable(c.numel()):
