@@ -3,8 +3,9 @@
 The JSON file records the format name, :data:`SCHEMA_VERSION`, the package version, the
 default :class:`SpikeConfig`, every converted layer (shape, group size, qdata/bias dtypes and
 its own config), tied-tensor aliases, the safetensors file's SHA-256, and for Hugging Face
-models the model class (the folder then also holds ``config.json``). Files are written
-atomically (the JSON last), so a folder is either complete or still shows the previous save.
+models the model class (the folder then also holds ``config.json``). A save builds the
+whole folder beside the target and swaps it in atomically, so a folder is either complete or
+still shows the previous save.
 
 Loading rebuilds the model in one of two ways:
 
@@ -41,7 +42,6 @@ from torch import nn
 from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.convert import spiking_layers
 from spikingbrain.converter.layer import SpikingLinear, is_conv1d
-from spikingbrain.utils.atomic import atomic_path, atomic_write
 
 __all__ = [
     "FORMAT",
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: Version of the folder layout; bumped when a change would break older readers.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT = "spikingbrain.converted"
 META_FILE = "spikingbrain_converted.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -100,38 +100,108 @@ def _hf_info(model: nn.Module) -> dict[str, Any] | None:
             "dtype": _dtype_name(floats[0]) if floats else "float32"}
 
 
-def save_converted(model: nn.Module, path: str | os.PathLike) -> None:
-    """Save a converted model into folder ``path`` (created if missing).
+#: Environment variable naming a save stage at which the process kills itself (SIGKILL):
+#: the fault-injection point of the all-or-nothing tests. Stages: "weights", "config",
+#: "tokenizer", "meta", "synced", "swap".
+KILL_AT_ENV = "SPIKINGBRAIN_TEST_KILL_AT"
 
-    Writes ``model.safetensors`` (all parameters and buffers; tied tensors once),
-    ``spikingbrain_converted.json`` and, for Hugging Face models, ``config.json`` (and the
-    generation config when present).
-    """
+
+def _stage(name: str) -> None:
+    if os.environ.get(KILL_AT_ENV) == name:  # pragma: no cover - runs in a killed subprocess
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _meta_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of everything in the metadata but the digest itself."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the
+    system cannot."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):  # pragma: no cover - not Linux / old glibc
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _aside(folder: Path, what: str) -> Path:
+    return folder.parent / f".{folder.name}.{what}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def recover_interrupted_save(path: str | os.PathLike) -> None:
+    """Finish what a save killed between its two renames left: if ``path`` is missing but the
+    previous save was moved aside, move it back; remove abandoned staging folders."""
+    import shutil
+
+    folder = Path(path)
+    if not folder.parent.is_dir():
+        return
+    old = sorted(folder.parent.glob(f".{folder.name}.old-*"))
+    if not folder.exists() and old:
+        os.rename(old[-1], folder)
+        old = old[:-1]
+    for p in old + sorted(folder.parent.glob(f".{folder.name}.saving-*")):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _check_target(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / META_FILE).is_file():
+        raise ValueError(
+            f"{folder} already holds files that save_converted did not write (e.g. a float "
+            f"model); refusing to replace them: choose a new or empty folder"
+        )
+
+
+def _write_folder(model: nn.Module, layers: dict[str, SpikingLinear], folder: Path,
+                  tokenizer: Any) -> None:
     from safetensors.torch import save_file
 
     from spikingbrain import __version__
 
-    layers = spiking_layers(model)
-    if not layers:
-        raise ValueError("the model has no SpikingLinear layer; convert it first with "
-                         "spikingbrain.converter.convert(model, SpikeConfig(...))")
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
     tensors, aliases = _dedup_state(model)
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        digest = _sha256(tmp)
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT})
+    digest = _sha256(folder / WEIGHTS_FILE)
+    _stage("weights")
     hf = _hf_info(model)
     if hf is not None:
-        model.config.save_pretrained(folder)  # writes config.json (small)
+        model.config.save_pretrained(folder)  # config.json
         gen = getattr(model, "generation_config", None)
         if gen is not None and hasattr(gen, "save_pretrained"):
             try:
                 gen.save_pretrained(folder)
             except (ValueError, OSError) as err:  # pragma: no cover - not ours to fix
-                warnings.warn(f"generation config not saved: {err}", stacklevel=2)
+                warnings.warn(f"generation config not saved: {err}", stacklevel=3)
+    _stage("config")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    _stage("tokenizer")
     first = next(iter(layers.values())).config
     meta = {
         "format": FORMAT,
@@ -155,8 +225,54 @@ def save_converted(model: nn.Module, path: str | os.PathLike) -> None:
             for name, m in layers.items()
         },
     }
-    with atomic_write(folder / META_FILE, "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2)
+    meta["meta_sha256"] = _meta_digest(meta)
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    _stage("meta")
+
+
+def save_converted(model: nn.Module, path: str | os.PathLike, tokenizer: Any = None) -> None:
+    """Save a converted model into folder ``path``, all or nothing.
+
+    Writes ``model.safetensors`` (all parameters and buffers; tied tensors once),
+    ``spikingbrain_converted.json`` (checksums of the weights and of its own content), for
+    Hugging Face models ``config.json`` (and the generation config), and the ``tokenizer``'s
+    files when one is given. The whole folder is built beside the target, synced to disk, then
+    swapped in with one atomic exchange: a save that is interrupted at any point leaves the
+    previous save (or nothing) in place, never a mix. A folder holding files that no save
+    wrote (e.g. a float model) is refused.
+    """
+    import shutil
+
+    layers = spiking_layers(model)
+    if not layers:
+        raise ValueError("the model has no SpikingLinear layer; convert it first with "
+                         "spikingbrain.converter.convert(model, SpikeConfig(...))")
+    folder = Path(path)
+    recover_interrupted_save(folder)
+    _check_target(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = _aside(folder, "saving")
+    staging.mkdir()
+    try:
+        _write_folder(model, layers, staging, tokenizer)
+        _fsync_tree(staging)
+        _stage("synced")
+        if folder.exists() and _exchange(staging, folder):
+            _fsync_dir(folder.parent)
+            shutil.rmtree(staging)  # now the previous save
+        elif folder.exists():  # pragma: no cover - systems without renameat2
+            old = _aside(folder, "old")
+            os.rename(folder, old)
+            _stage("swap")
+            os.rename(staging, folder)
+            _fsync_dir(folder.parent)
+            shutil.rmtree(old)
+        else:
+            os.rename(staging, folder)
+            _fsync_dir(folder.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -193,6 +309,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("layers", "weights", "config"):
         if key not in meta:
             raise ValueError(f"{meta_path} lacks the '{key}' entry; the file is corrupt")
+    if meta.get("meta_sha256") != _meta_digest(meta):
+        raise ValueError(
+            f"{meta_path} does not match its own checksum (meta_sha256 missing or wrong): the "
+            f"layer table or config was edited or damaged; convert the model again"
+        )
     return meta
 
 
@@ -256,11 +377,15 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
     from safetensors.torch import load_file
 
     folder = Path(path)
+    recover_interrupted_save(folder)
     meta = read_metadata(folder)
     wfile = folder / meta["weights"].get("file", WEIGHTS_FILE)
     if not wfile.is_file():
         raise FileNotFoundError(f"{wfile} is missing; the converted model is incomplete")
-    if verify and meta["weights"].get("sha256") and _sha256(wfile) != meta["weights"]["sha256"]:
+    if verify and not meta["weights"].get("sha256"):
+        raise ValueError(f"{META_FILE} records no checksum of {wfile.name}; the file is corrupt "
+                         f"(pass verify=False to load it unchecked)")
+    if verify and _sha256(wfile) != meta["weights"]["sha256"]:
         raise ValueError(
             f"{wfile} does not match the checksum recorded in {META_FILE}: the file is corrupt "
             f"or was replaced (pass verify=False to skip the check)"

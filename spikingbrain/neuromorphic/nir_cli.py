@@ -6,78 +6,35 @@ inside the command body so that ``spikingbrain --help`` stays instant.
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from spikingbrain.utils.cli_checks import EMBEDDED, fail
+
 __all__ = ["load_model_dir", "match_layers", "register_export_nir", "token_batch"]
-
-EMBEDDED = "minilm"
-
 
 def load_model_dir(model_dir: str, scheme: str = "bitwise_bidirectional", k: float = 3.0,
                    group_size: int = 128) -> tuple[Any, Any, str]:
-    """``(model, tokenizer, how)`` for MODEL_DIR.
-
-    - a folder written by ``save_converted`` / ``spikingbrain convert``: loaded as saved;
-    - a Hugging Face model folder (``config.json`` + weights): converted on the fly with
-      ``SpikeConfig(scheme, k, group_size)``;
-    - ``minilm``: the embedded all-MiniLM-L6-v2, converted on the fly.
+    """``(model, tokenizer, how)`` for MODEL_DIR through the shared loader
+    (:func:`spikingbrain.converter.folder.load_model_folder`): a converted folder as saved; a
+    Hugging Face folder or ``minilm`` converted on the fly with
+    ``SpikeConfig(scheme, k, group_size)``. The folder's own tokenizer is required.
     """
-    import os
+    from spikingbrain.converter import SpikeConfig
+    from spikingbrain.converter.folder import load_model_folder
 
-    from spikingbrain.converter import SpikeConfig, convert, load_converted
-    from spikingbrain.converter.serialize import META_FILE
-    from spikingbrain.data import load_minilm
-    from spikingbrain.utils.optional import require
-
-    cfg = SpikeConfig(scheme=scheme, k=k, group_size=group_size)
-    if model_dir == EMBEDDED:
-        model, tok = load_minilm()
-        return convert(model, cfg), tok, f"embedded all-MiniLM-L6-v2, converted ({_short(cfg)})"
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        raise ValueError(f"MODEL_DIR {model_dir!r} is not a folder: pass a converted model folder "
-                         f"(spikingbrain convert), a Hugging Face model folder, or '{EMBEDDED}'")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    transformers = require("transformers", extra="hf", purpose="loading Hugging Face models")
-    if (folder / META_FILE).is_file():
-        model, how = load_converted(folder).eval(), "converted model folder"
-    elif (folder / "config.json").is_file():
-        model = transformers.AutoModel.from_pretrained(folder, local_files_only=True).eval()
-        model, how = convert(model, cfg), f"Hugging Face folder, converted ({_short(cfg)})"
-    else:
-        raise ValueError(f"{folder} holds neither a converted model ({META_FILE}) nor a Hugging "
-                         f"Face model (config.json)")
-    try:
-        tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except Exception:  # noqa: BLE001 - any failure means: no usable tokenizer in the folder
-        _, tok = load_minilm()
-        vocab = getattr(getattr(model, "config", None), "vocab_size", None)
-        if vocab != tok.vocab_size:
-            raise ValueError(f"{folder} has no tokenizer; save one there with "
-                             f"tokenizer.save_pretrained('{folder}')") from None
-    return model, tok, how
-
-
-def _short(cfg: Any) -> str:
-    return f"scheme={cfg.scheme}, k={cfg.k:g}, group_size={cfg.group_size}"
+    loaded = load_model_folder(model_dir, SpikeConfig(scheme=scheme, k=k, group_size=group_size))
+    return loaded.model, loaded.tokenizer, loaded.description
 
 
 def match_layers(model: Any, pattern: str) -> dict[str, Any]:
-    """``{name: SpikingLinear}`` whose dotted module name matches the fnmatch ``pattern``
-    (comma-separated patterns allowed), in model order."""
-    from spikingbrain.converter import spiking_layers
+    """``{name: SpikingLinear}`` matching the glob ``pattern`` (see
+    :func:`spikingbrain.converter.select_layers`)."""
+    from spikingbrain.converter.convert import select_layers
 
-    layers = spiking_layers(model)
-    pats = [p.strip() for p in pattern.split(",") if p.strip()]
-    chosen = {n: m for n, m in layers.items() if any(fnmatch.fnmatchcase(n, p) for p in pats)}
-    if not chosen:
-        some = ", ".join(list(layers)[:6]) or "(the model has no converted layer)"
-        raise ValueError(f"no converted layer matches {pattern!r}; layer names look like: {some}")
-    return chosen
+    return select_layers(model, pattern)
 
 
 def token_batch(tok: Any, n_tokens: int) -> dict[str, Any]:
@@ -152,7 +109,7 @@ def register_export_nir(export_app: typer.Typer) -> None:
                 data = record_nir_data(chosen, lambda: model(**batch))
             files = write_nir(graph, out, data)
         except (ValueError, TypeError, FileNotFoundError) as err:
-            raise typer.BadParameter(str(err)) from None
+            fail(str(err))
         console.print(f"[bold]NIR export[/bold] of {model_dir}: {how}")
         table = Table(box=box.SIMPLE_HEAD)
         table.add_column("layer", overflow="fold")

@@ -100,7 +100,7 @@ def test_save_load_roundtrip_hf(tmp_path):
         ref = model(ids).logits
     save_converted(model, tmp_path)
     meta = json.loads((tmp_path / META_FILE).read_text())
-    assert meta["schema_version"] == 1 and meta["config"]["group_size"] == 32
+    assert meta["schema_version"] == 2 and meta["config"]["group_size"] == 32
     assert (tmp_path / "config.json").is_file()
     again = load_converted(tmp_path)  # rebuilt from config.json
     with torch.no_grad():

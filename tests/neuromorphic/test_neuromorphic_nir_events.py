@@ -133,5 +133,5 @@ def test_cli_bad_model_dir(tmp_path):
 
     bad = CliRunner().invoke(app, ["export", "nir", str(tmp_path / "nowhere"),
                                    "--out", str(tmp_path / "x.nir")], env={"COLUMNS": "200"})
-    assert bad.exit_code != 0 and "is not a folder" in bad.output
+    assert bad.exit_code == 2 and "does not exist" in bad.output
     assert not (tmp_path / "x.nir").exists()
