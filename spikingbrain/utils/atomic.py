@@ -28,14 +28,30 @@ __all__ = ["atomic_write", "atomic_path"]
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read without changing it (Linux ``/proc/self/status``); where that
+    is unavailable, the conventional 0o022."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):  # pragma: no cover - not Linux
+        pass
+    return 0o022  # pragma: no cover
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+    """Yield a temporary path beside ``path``; on success its content is synced to disk and it
+    replaces ``path`` atomically (the folder entry is synced too).
 
     ``suffix`` defaults to the target's suffix (some writers, like ``numpy.savez``, append
     their own suffix when it is missing).
@@ -51,7 +67,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
     try:
         yield tmp_path
+        _fsync_path(tmp_path)
         os.replace(tmp_path, target)
+        _fsync_path(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -66,4 +84,3 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> It
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
         yield f
         f.flush()
-        os.fsync(f.fileno())
