@@ -156,7 +156,10 @@ def test_decode_accepts_bool_and_float_trains():
     assert decode(s.float(), "bitwise").tolist() == [3, 1]
 
 
-def test_cuda_matches_cpu(device):
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_trains_equal_cpu_trains_bit_for_bit():
+    device = "cuda"
     counts = torch.randint(-100, 101, (7, 9, 11))
     for scheme in SIGNED:
         cpu = encode(counts, scheme)
