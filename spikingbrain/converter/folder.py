@@ -179,6 +179,17 @@ def load_float_model(model_dir: str | os.PathLike, task: str = "auto") -> nn.Mod
     return model.eval()
 
 
+def _check_vocabulary(model: nn.Module, tokenizer: Any, where: Any) -> None:
+    """A tokenizer with more tokens than the model's embedding would index past it."""
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if tokenizer is not None and isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise ModelFolderError(
+            f"the tokenizer of {where} has {len(tokenizer)} tokens but the model's vocabulary "
+            f"has {vocab}: they belong to different models; save the model's own tokenizer "
+            f"there"
+        )
+
+
 def _short(cfg: SpikeConfig) -> str:
     return f"k={cfg.k:g}, scheme={cfg.scheme}, group_size={cfg.group_size}"
 
@@ -222,6 +233,7 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
             raise ModelFolderError(f"the converted model in {model_dir} cannot be loaded "
                                    f"({err}); convert it again") from None
         meta = read_metadata(model_dir)
+        _check_vocabulary(model, tok, tokenizer_dir or model_dir)
         return LoadedFolder(model, tok, None, kind, False, None,
                             f"converted model folder {model_dir}",
                             {"path": str(model_dir), "kind": "converted folder",
@@ -229,6 +241,7 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
     else:
         tok = load_tokenizer(tokenizer_dir or model_dir, required=require_tokenizer)
         float_model = load_float_model(model_dir, task)
+        _check_vocabulary(float_model, tok, tokenizer_dir or model_dir)
         name, info = f"Hugging Face folder {model_dir}", {"path": str(model_dir)}
     info = info | {"class": type(float_model).__name__}
     if not spiking:

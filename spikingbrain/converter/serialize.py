@@ -100,17 +100,18 @@ def _hf_info(model: nn.Module) -> dict[str, Any] | None:
             "dtype": _dtype_name(floats[0]) if floats else "float32"}
 
 
-#: Environment variable naming a save stage at which the process kills itself (SIGKILL):
-#: the fault-injection point of the all-or-nothing tests. Stages: "weights", "config",
-#: "tokenizer", "meta", "synced", "swap".
+#: Environment variable naming a save stage at which the process signals itself: the
+#: fault-injection point of the all-or-nothing tests. ``STAGE`` sends SIGKILL, ``STAGE:INT``
+#: SIGINT (Ctrl-C). Stages: "weights", "config", "tokenizer", "meta", "synced", "swap".
 KILL_AT_ENV = "SPIKINGBRAIN_TEST_KILL_AT"
 
 
 def _stage(name: str) -> None:
-    if os.environ.get(KILL_AT_ENV) == name:  # pragma: no cover - runs in a killed subprocess
+    want = os.environ.get(KILL_AT_ENV, "")
+    if want.split(":")[0] == name:  # pragma: no cover - runs in a signalled subprocess
         import signal
 
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGINT if want.endswith(":INT") else signal.SIGKILL)
 
 
 def _meta_digest(meta: dict[str, Any]) -> str:
