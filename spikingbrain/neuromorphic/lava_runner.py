@@ -285,6 +285,8 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     if not os.path.isfile(path):
         raise BundleError(f"bundle {path!r} does not exist (write one with "
                           f"'spikingbrain export lava' or spikingbrain.neuromorphic.bundle)")
+    _req(zipfile.is_zipfile(path), f"bundle {path!r} is corrupt or not an .npz bundle (a renamed "
+         f".npy or another file?); write one with 'spikingbrain export lava'")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}

@@ -41,6 +41,7 @@ node (per layer)    NIR type, shape        meaning
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -494,9 +495,11 @@ def to_nir(module: nn.Module, *, name: str = "layer", input_size: int | None = N
 def write_nir(graph: Any, path: str | os.PathLike, data: Any = None) -> list[Path]:
     """Write ``graph`` to a ``.nir`` file (HDF5) atomically; ``data`` (``nir.NIRGraphData``, e.g.
     from :func:`spikingbrain.neuromorphic.nir_events.record_nir_data`) goes to the sidecar
-    ``<stem>.data.nir`` beside it. Returns the paths written.
+    ``<stem>.data.nir`` beside it. Returns the paths written (the graph first).
 
-    Nothing is written half: each file appears complete or not at all.
+    Nothing is written half: both files are written to temporaries beside their targets and
+    renamed only when both writes succeeded; a target that is a directory is refused before
+    anything is written.
     """
     nir = _nir()
     path = Path(path)
@@ -504,21 +507,26 @@ def write_nir(graph: Any, path: str | os.PathLike, data: Any = None) -> list[Pat
         raise ValueError(f"NIR files use the .nir suffix, got {path.name!r}")
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"graph must be a nir.NIRGraph, got {type(graph).__name__}")
-    written = []
+    paths = [path]
     if data is not None:
         if not isinstance(data, nir.NIRGraphData):
             raise TypeError(f"data must be a nir.NIRGraphData, got {type(data).__name__}")
         missing = [k for k in data.nodes if k not in graph.nodes]
         if missing:
             raise ValueError(f"data refers to nodes that are not in the graph: {missing}")
-        dpath = data_path(path)
-        with atomic_path(dpath) as tmp:
-            nir.write_data(tmp, data)
-        written.append(dpath)
-    with atomic_path(path) as tmp:
-        nir.write(tmp, graph)
-    written.insert(0, path)
-    return written
+        paths.append(data_path(path))
+    for p in paths:
+        if p.is_dir():
+            raise ValueError(f"{p} is a directory; give a .nir file name")
+    with contextlib.ExitStack() as stack:
+        # both files are written to temporaries first; the renames happen only after both
+        # writes succeeded, so a failing write leaves neither file behind
+        tmp_graph = stack.enter_context(atomic_path(path))
+        nir.write(tmp_graph, graph)
+        if data is not None:
+            tmp_data = stack.enter_context(atomic_path(paths[1]))
+            nir.write_data(tmp_data, data)
+    return paths
 
 
 def data_path(path: str | os.PathLike) -> Path:
