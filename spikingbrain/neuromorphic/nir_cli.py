@@ -47,6 +47,25 @@ def _check_args(model_dir: str, layers: str, out: Path, scheme: str, k: float,
     return out, cfg
 
 
+def _print_summary(console: Any, chosen: dict, data: Any, n_tok: int) -> None:
+    """One table row per exported layer: shape, coding, recorded input events."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("layer", overflow="fold")
+    for col in ("in->out", "coding", "events", "per token·ch"):
+        table.add_column(col, justify="right", overflow="fold")
+    for name, m in chosen.items():
+        ev = data.nodes[f"{name}.regroup"].observables["spikes"]
+        n_ev = int((ev.idx >= 0).sum())
+        c = m.config
+        coding = f"{c.scheme} k={c.k:g} T={'min' if c.T is None else c.T}"
+        table.add_row(name, f"{m.in_features}->{m.out_features}", coding, f"{n_ev:,}",
+                      f"{n_ev / max(1, n_tok * m.in_features):.3f}")
+    console.print(table)
+
+
 def register_export_nir(export_app: typer.Typer) -> None:
     """Add ``nir`` to the ``export`` group."""
 
@@ -89,9 +108,7 @@ def register_export_nir(export_app: typer.Typer) -> None:
         tokens go to <stem>.data.nir. Read back in Python with
         spikingbrain.neuromorphic.nir_import.from_nir / read_nir_data.
         """
-        from rich import box
         from rich.console import Console
-        from rich.table import Table
 
         from spikingbrain.neuromorphic.cli_args import load_model_dir
         from spikingbrain.neuromorphic.layer_select import check_chain, select_layers
@@ -114,19 +131,7 @@ def register_export_nir(export_app: typer.Typer) -> None:
         except (ValueError, TypeError) as err:
             fail(str(err))
         console.print(f"[bold]NIR export[/bold] of {model_dir}: {how}")
-        table = Table(box=box.SIMPLE_HEAD)
-        table.add_column("layer", overflow="fold")
-        for col in ("in->out", "coding", "events", "per token·ch"):
-            table.add_column(col, justify="right", overflow="fold")
-        n_tok = batch["input_ids"].shape[1]
-        for name, m in chosen.items():
-            ev = data.nodes[f"{name}.regroup"].observables["spikes"]
-            n_ev = int((ev.idx >= 0).sum())
-            c = m.config
-            coding = f"{c.scheme} k={c.k:g} T={'min' if c.T is None else c.T}"
-            table.add_row(name, f"{m.in_features}->{m.out_features}", coding, f"{n_ev:,}",
-                          f"{n_ev / max(1, n_tok * m.in_features):.3f}")
-        console.print(table)
+        _print_summary(console, chosen, data, batch["input_ids"].shape[1])
         console.print(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges, "
                       f"{'chained' if chain else 'independent'} layers, "
                       f"{batch['input_ids'].shape[1]} tokens")

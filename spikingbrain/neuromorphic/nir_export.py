@@ -115,6 +115,25 @@ def _layer_meta(name: str, layer: nn.Module) -> dict[str, Any]:
     }
 
 
+def _accumulate_node(nir: Any, spec: Any, shape: tuple[int, int], dt: float, m: Any) -> Any:
+    """The ``L.accumulate`` node: ``I`` (sum) or, for bitwise schemes, ``LI`` (shift-and-add)."""
+    time_weights = ("1 per step" if not spec.bitwise else
+                    "2**(T-1-t), most significant bit first" +
+                    ("; step 0 is the sign (-2**(T-1)), sent as a negative spike"
+                     if spec.twos_complement else ""))
+    if spec.bitwise:
+        return nir.LI(
+            tau=np.full(shape, -dt), r=np.full(shape, -1.0), v_leak=np.zeros(shape),
+            metadata=m("accumulate", rule="v[t] = 2 * v[t-1] + input[t] (shift-and-add)",
+                       time_weights=time_weights, dt=float(dt), readout="last step of the window"),
+        )
+    return nir.I(
+        r=np.full(shape, 1.0 / dt),
+        metadata=m("accumulate", rule="v[t] = v[t-1] + input[t]", time_weights=time_weights,
+                   dt=float(dt), readout="last step of the window"),
+    )
+
+
 def spiking_linear_to_nir(name: str, layer: nn.Module, dt: float = 1.0
                           ) -> tuple[dict[str, Any], list[tuple[str, str]], str, str]:
     """The NIR nodes of one :class:`~spikingbrain.converter.SpikingLinear`.
@@ -165,23 +184,8 @@ def spiking_linear_to_nir(name: str, layer: nn.Module, dt: float = 1.0
     codes = qp.reshape(n_out, G, gs).permute(1, 0, 2).contiguous()
     nodes[f"{name}.codes"] = nir.Linear(weight=to_numpy(codes), metadata={**m("codes"), **meta})
     # 4. accumulate over the window (integers)
-    time_weights = ("1 per step" if not spec.bitwise else
-                    "2**(T-1-t), most significant bit first" +
-                    ("; step 0 is the sign (-2**(T-1)), sent as a negative spike"
-                     if spec.twos_complement else ""))
     shape = (G, n_out)
-    if spec.bitwise:
-        nodes[f"{name}.accumulate"] = nir.LI(
-            tau=np.full(shape, -dt), r=np.full(shape, -1.0), v_leak=np.zeros(shape),
-            metadata=m("accumulate", rule="v[t] = 2 * v[t-1] + input[t] (shift-and-add)",
-                       time_weights=time_weights, dt=float(dt), readout="last step of the window"),
-        )
-    else:
-        nodes[f"{name}.accumulate"] = nir.I(
-            r=np.full(shape, 1.0 / dt),
-            metadata=m("accumulate", rule="v[t] = v[t-1] + input[t]", time_weights=time_weights,
-                       dt=float(dt), readout="last step of the window"),
-        )
+    nodes[f"{name}.accumulate"] = _accumulate_node(nir, spec, shape, dt, m)
     # 5. per-group weight scales, then * Vth, then sum over the groups
     nodes[f"{name}.group_scale"] = nir.Scale(
         scale=to_numpy(layer.scale.detach().float().t().contiguous()), metadata=m("group_scale"))
