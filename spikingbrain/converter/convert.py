@@ -40,7 +40,6 @@ __all__ = [
     "memory_summary",
     "module_nbytes",
     "output_head_names",
-    "select_layers",
     "set_mode",
     "spiking_layers",
 ]
@@ -225,27 +224,6 @@ def _convert_one(mod: nn.Module, name: str, config: SpikeConfig,
 def spiking_layers(model: nn.Module) -> dict[str, SpikingLinear]:
     """All :class:`SpikingLinear` modules of ``model`` by dotted name."""
     return {n: m for n, m in model.named_modules() if isinstance(m, SpikingLinear)}
-
-
-def select_layers(model: nn.Module, pattern: str) -> dict[str, SpikingLinear]:
-    """``{name: SpikingLinear}`` whose dotted name matches the glob ``pattern`` (comma-separated
-    globs allowed), in model order. No match raises ValueError listing some layer names.
-
-    >>> net = convert(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), SpikeConfig())
-    >>> list(select_layers(net, "1"))
-    ['1']
-    """
-    import fnmatch
-
-    layers = spiking_layers(model)
-    pats = [p.strip() for p in pattern.split(",") if p.strip()]
-    if not pats:
-        raise ValueError("the layer pattern is empty; give a glob such as 'encoder.layer.0.*'")
-    chosen = {n: m for n, m in layers.items() if any(fnmatch.fnmatchcase(n, p) for p in pats)}
-    if not chosen:
-        some = ", ".join(list(layers)[:6]) or "(the model has no converted layer)"
-        raise ValueError(f"no converted layer matches {pattern!r}; layer names look like: {some}")
-    return chosen
 
 
 def set_mode(model: nn.Module, mode: str) -> nn.Module:

@@ -68,7 +68,7 @@ class LoadedFolder:
         kind: ``"embedded"``, ``"float"`` or ``"converted"``.
         converted_here: whether this call converted the model (with :attr:`config`).
         config: the :class:`SpikeConfig` of an on-the-fly conversion, else ``None``.
-        description: one line for the user, e.g. ``"Hugging Face folder X, converted here
+        description: one line for the user, e.g. ``"Hugging Face folder X, converted on the fly
             (k=3, scheme=...)"``.
         info: JSON-able details for reports (path, class, config).
     """
@@ -250,6 +250,6 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
     spiking_model = convert(copy.deepcopy(float_model) if keep_float else float_model,
                             config).eval()
     return LoadedFolder(spiking_model, tok, float_model if keep_float else None, kind, True,
-                        config, f"{name}, converted here ({_short(config)})",
-                        info | {"kind": f"{kind} model, converted here",
+                        config, f"{name}, converted on the fly ({_short(config)})",
+                        info | {"kind": f"{kind} model, converted on the fly",
                                 "config": config.to_dict()})

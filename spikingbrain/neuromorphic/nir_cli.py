@@ -11,30 +11,10 @@ from typing import Any
 
 import typer
 
-from spikingbrain.utils.cli_checks import EMBEDDED, fail
+from spikingbrain.neuromorphic.cli_args import EMBEDDED
+from spikingbrain.utils.cli_checks import fail, with_usage_errors
 
-__all__ = ["load_model_dir", "match_layers", "register_export_nir", "token_batch"]
-
-def load_model_dir(model_dir: str, scheme: str = "bitwise_bidirectional", k: float = 3.0,
-                   group_size: int = 128) -> tuple[Any, Any, str]:
-    """``(model, tokenizer, how)`` for MODEL_DIR through the shared loader
-    (:func:`spikingbrain.converter.folder.load_model_folder`): a converted folder as saved; a
-    Hugging Face folder or ``minilm`` converted on the fly with
-    ``SpikeConfig(scheme, k, group_size)``. The folder's own tokenizer is required.
-    """
-    from spikingbrain.converter import SpikeConfig
-    from spikingbrain.converter.folder import load_model_folder
-
-    loaded = load_model_folder(model_dir, SpikeConfig(scheme=scheme, k=k, group_size=group_size))
-    return loaded.model, loaded.tokenizer, loaded.description
-
-
-def match_layers(model: Any, pattern: str) -> dict[str, Any]:
-    """``{name: SpikingLinear}`` matching the glob ``pattern`` (see
-    :func:`spikingbrain.converter.select_layers`)."""
-    from spikingbrain.converter.convert import select_layers
-
-    return select_layers(model, pattern)
+__all__ = ["register_export_nir", "token_batch"]
 
 
 def token_batch(tok: Any, n_tokens: int) -> dict[str, Any]:
@@ -52,10 +32,45 @@ def token_batch(tok: Any, n_tokens: int) -> dict[str, Any]:
         n_sent *= 4
 
 
+def _check_args(model_dir: str, layers: str, out: Path, scheme: str, k: float,
+                group_size: int) -> tuple[Path, Any]:
+    """Every argument checked before a model loads: ``(graph path, SpikeConfig)``."""
+    from spikingbrain.neuromorphic.cli_args import model_dir_arg, out_file_arg, spike_config_arg
+    from spikingbrain.neuromorphic.nir_export import data_path
+
+    if not layers.strip(" ,"):
+        fail("--layers is empty; give a glob such as 'encoder.layer.0.*'")
+    out = out_file_arg(out, ".nir")
+    out_file_arg(data_path(out), ".nir", "--out (its data file)")
+    cfg = spike_config_arg(scheme, k, group_size)
+    model_dir_arg(model_dir)
+    return out, cfg
+
+
+def _print_summary(console: Any, chosen: dict, data: Any, n_tok: int) -> None:
+    """One table row per exported layer: shape, coding, recorded input events."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("layer", overflow="fold")
+    for col in ("in->out", "coding", "events", "per token·ch"):
+        table.add_column(col, justify="right", overflow="fold")
+    for name, m in chosen.items():
+        ev = data.nodes[f"{name}.regroup"].observables["spikes"]
+        n_ev = int((ev.idx >= 0).sum())
+        c = m.config
+        coding = f"{c.scheme} k={c.k:g} T={'min' if c.T is None else c.T}"
+        table.add_row(name, f"{m.in_features}->{m.out_features}", coding, f"{n_ev:,}",
+                      f"{n_ev / max(1, n_tok * m.in_features):.3f}")
+    console.print(table)
+
+
 def register_export_nir(export_app: typer.Typer) -> None:
     """Add ``nir`` to the ``export`` group."""
 
     @export_app.command("nir")
+    @with_usage_errors
     def export_nir_cmd(
         model_dir: str = typer.Argument(
             ..., help=f"a converted model folder (spikingbrain convert / save_converted), a "
@@ -70,11 +85,13 @@ def register_export_nir(export_app: typer.Typer) -> None:
             help="real tokens (standard-library sentences) run through the model; each layer's "
                  "thresholds, input spike events and outputs are recorded as NIR data"),
         out: Path = typer.Option("spiking.nir", "--out",  # noqa: B008
-                                 help="graph file (.nir); the recorded data go to <stem>.data.nir"),
+                                 help="graph file (.nir appended when missing); the recorded data go "
+                                      "to <stem>.data.nir (both written, or neither)"),
         chain: bool = typer.Option(
             False, "--chain/--no-chain",
-            help="connect the matched layers in order as one chain (shapes must chain; the "
-                 "model's own operations between them, such as norms, activations and "
+            help="connect the matched layers in order as one chain (shapes must chain and "
+                 "each layer must take its input from the previous one in the model's data "
+                 "flow, so query/key/value are refused; the model's own operations between them, such as norms, activations and "
                  "residuals, are not exported); default: independent layers, each with its "
                  "own input and output node. Recorded data always come from the model's run"),
         scheme: str = typer.Option("bitwise_bidirectional",
@@ -91,39 +108,30 @@ def register_export_nir(export_app: typer.Typer) -> None:
         tokens go to <stem>.data.nir. Read back in Python with
         spikingbrain.neuromorphic.nir_import.from_nir / read_nir_data.
         """
-        from rich import box
         from rich.console import Console
-        from rich.table import Table
 
+        from spikingbrain.neuromorphic.cli_args import load_model_dir
+        from spikingbrain.neuromorphic.layer_select import check_chain, select_layers
         from spikingbrain.neuromorphic.nir_events import record_nir_data
         from spikingbrain.neuromorphic.nir_export import layers_to_nir, write_nir
 
         console = Console()
+        out, cfg = _check_args(model_dir, layers, out, scheme, k, group_size)
+        with console.status("loading the model"):
+            model, tok, how = load_model_dir(model_dir, cfg)
         try:
-            with console.status("loading the model"):
-                model, tok, how = load_model_dir(model_dir, scheme, k, group_size)
-            chosen = match_layers(model, layers)
+            chosen = select_layers(model, layers)
             batch = token_batch(tok, tokens)
+            if chain:
+                check_chain(model, chosen, lambda: model(**batch))
             graph = layers_to_nir(chosen, chain=chain)
             with console.status(f"running {tokens} tokens"):
                 data = record_nir_data(chosen, lambda: model(**batch))
             files = write_nir(graph, out, data)
-        except (ValueError, TypeError, FileNotFoundError) as err:
+        except (ValueError, TypeError) as err:
             fail(str(err))
         console.print(f"[bold]NIR export[/bold] of {model_dir}: {how}")
-        table = Table(box=box.SIMPLE_HEAD)
-        table.add_column("layer", overflow="fold")
-        for col in ("in->out", "coding", "events", "per token·ch"):
-            table.add_column(col, justify="right", overflow="fold")
-        n_tok = batch["input_ids"].shape[1]
-        for name, m in chosen.items():
-            ev = data.nodes[f"{name}.regroup"].observables["spikes"]
-            n_ev = int((ev.idx >= 0).sum())
-            c = m.config
-            coding = f"{c.scheme} k={c.k:g} T={'min' if c.T is None else c.T}"
-            table.add_row(name, f"{m.in_features}->{m.out_features}", coding, f"{n_ev:,}",
-                          f"{n_ev / max(1, n_tok * m.in_features):.3f}")
-        console.print(table)
+        _print_summary(console, chosen, data, batch["input_ids"].shape[1])
         console.print(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges, "
                       f"{'chained' if chain else 'independent'} layers, "
                       f"{batch['input_ids'].shape[1]} tokens")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikingbrain.neuromorphic.nir_export import FORMAT, FORMAT_VERSION
+from spikingbrain.neuromorphic.nir_common import FORMAT, FORMAT_VERSION
 from spikingbrain.utils.optional import require
 
 __all__ = ["SUPPORTED_NODES", "from_nir", "read_nir", "read_nir_data", "spiking_layers_from_nir"]

@@ -33,7 +33,7 @@ def test_embedded_and_float_folder_are_converted_here_and_agree(float_folder):
     b = load_model_folder(float_folder, cfg)
     assert a.kind == "embedded" and b.kind == "float"
     assert a.converted_here and b.converted_here and b.config == cfg
-    assert "converted here" in b.description and "k=2.5" in b.description
+    assert "converted on the fly" in b.description and "k=2.5" in b.description
     assert a.float_model is not None and b.float_model is None
     assert not any(isinstance(m, SpikingLinear) for m in a.float_model.modules())
     batch = a.tokenizer(["The quick brown fox."], return_tensors="pt")
