@@ -1,4 +1,5 @@
-"""CLI commands of `spikingbrain.analysis`: ``energy``, ``analyze`` and ``sweep-k``.
+"""CLI commands of `spikingbrain.analysis`: ``analyze`` and ``sweep-k`` (``energy`` lives in
+:mod:`spikingbrain.analysis.energy_cli`).
 
 Heavy imports (transformers, matplotlib, the converter) happen inside the command bodies.
 """
@@ -10,8 +11,7 @@ from pathlib import Path
 
 import typer
 
-_TABLE_HELP = ("Energy table: 'horowitz-45nm', 'spikingbrain-report' (alias 'report'), or a "
-               "JSON/TOML file with name, source, fp16_mac, int8_mac, int8_add in pJ.")
+from spikingbrain.analysis.energy_cli import TABLE_HELP as _TABLE_HELP
 
 
 def _parse_ks(text: str) -> list[float]:
@@ -55,58 +55,9 @@ def _spike_config(k, scheme, T, max_count, granularity, group_size, mode):
 
 def register(app: typer.Typer) -> None:
     """Add this subpackage's commands to ``app``."""
+    from spikingbrain.analysis.energy_cli import register_energy
 
-    @app.command("energy")
-    def energy(
-        mean_spikes: float = typer.Option(..., "--mean-spikes", min=0.0,
-                                          help="Mean spikes per input channel (e.g. 1.13 for "
-                                               "SpikingBrain-7B at k=3)."),
-        table: str = typer.Option("spikingbrain-report", "--table", help=_TABLE_HELP),
-        precision: int = typer.Option(3, "--precision", min=0, max=12,
-                                      help="Decimals of pJ the spiking energy is rounded to "
-                                           "before ratios are taken (the report rounds to 3)."),
-        exact: bool = typer.Option(False, "--exact", help="Do not round before taking ratios."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    ) -> None:
-        """Energy per MAC of FP16, INT8 and event-driven spiking layers (spikes x INT8 add).
-
-        Example: spikingbrain energy --mean-spikes 1.13 prints 0.034 pJ per MAC, 97.7 % below
-        an FP16 MAC and 85.2 % below an INT8 MAC (the SpikingBrain report's figures).
-        """
-        from rich.console import Console
-        from rich.table import Table
-
-        from spikingbrain.analysis.energy import load_table, per_mac_energy
-
-        try:
-            t = load_table(table)
-        except ValueError as err:
-            raise typer.BadParameter(str(err), param_hint="--table")
-        e = per_mac_energy(mean_spikes, t, None if exact else precision)
-        if as_json:
-            typer.echo(json.dumps(e.to_dict() | {"source": t.source}, indent=2))
-            return
-        console = Console()
-        tab = Table(title=f"Energy per MAC ({t.name})", caption=t.source)
-        for col in ("operation", "energy / MAC", "spiking saves", "ratio to spiking"):
-            tab.add_column(col, justify="right" if col != "operation" else "left")
-        tab.add_row("FP16 MAC", f"{e.fp16_pj:.3f} pJ", f"{100 * e.reduction_vs_fp16:.1f} %",
-                    f"{e.speedup_vs_fp16:.2f}x")
-        tab.add_row("INT8 MAC", f"{e.int8_pj:.3f} pJ", f"{100 * e.reduction_vs_int8:.1f} %",
-                    f"{e.speedup_vs_int8:.2f}x")
-        digits = 6 if exact else precision
-        tab.add_row(f"spiking: {mean_spikes:g} spikes x INT8 add ({t.int8_add:g} pJ)",
-                    f"{e.spiking_pj:.{digits}f} pJ", "-", "1.00x")
-        console.print(tab)
-        console.print(
-            f"Spiking: {e.spiking_pj:.{digits}f} pJ per MAC, "
-            f"{100 * e.reduction_vs_fp16:.1f} % below FP16 and "
-            f"{100 * e.reduction_vs_int8:.1f} % below INT8 ({e.speedup_vs_int8:.2f}x vs INT8).",
-            highlight=False)
-        if not exact:
-            console.print(f"(ratios use the spiking energy rounded to {precision} decimals, as "
-                          f"the report does; --exact for unrounded ratios)", style="dim",
-                          highlight=False)
+    register_energy(app)
 
     @app.command("analyze")
     def analyze(

@@ -163,8 +163,8 @@ def sweep_rows_from(k: float, stats: ModelStats, fidelity: dict[str, float] | No
         "sparsity": total.sparsity,
         "sparsity_at_window": total.sparsity_at(window) if window else None,
         "silent_fraction": total.silent_fraction,
-        "energy_per_token_pj": e.spiking_pj if e else 0.0,
-        "int8_energy_per_token_pj": e.int8_pj if e else 0.0,
+        "energy_per_token_pj": e.spiking_total_pj if e else 0.0,
+        "int8_energy_per_token_pj": e.int8_total_pj if e else 0.0,
         "fp16_energy_per_token_pj": e.fp16_pj if e else 0.0,
         "cosine": (fidelity or {}).get("cosine"),
     }

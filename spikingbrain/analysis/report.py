@@ -16,6 +16,7 @@ embedded as base64 PNG) and ``plots/*.png`` into a folder, each file atomically.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import html
 import json
@@ -54,8 +55,9 @@ SCHEMA_VERSION = 1
 SWEEP_DEFINITIONS = {
     "cosine": "Mean over sentences of the cosine similarity between the converted and the "
     "float model's mean-pooled last hidden states (sentence embeddings).",
-    "energy_per_token_nj": "Spiking energy per token of all converted layers (nJ): spikes x "
-    "fan-out x E(INT8 add), summed over layers; compare with the FP16 figure of the same row.",
+    "energy_per_token_pj": "Spiking energy per token of all converted layers (stored in pJ, "
+    "shown in pJ / nJ / µJ as the size needs): spikes x fan-out x E(INT8 add) plus the "
+    "group-scale epilogue, summed over layers; compare with the FP16 figure of the same row.",
 }
 
 
@@ -108,6 +110,10 @@ def build_report(
     total = stats.total
     layer_e, model_e = model_energy(stats, t, memory)
     per_mac = per_mac_energy(model_e.mean_spikes if model_e else total.mean_spikes_per_channel, t)
+    if model_e is not None and model_e.dense_macs_per_token:
+        # the epilogue's float multiply-adds per MAC, from the layers' own group counts
+        per_mac = dataclasses.replace(
+            per_mac, epilogue_pj=model_e.epilogue_pj / model_e.dense_macs_per_token)
     summary = {
         "layers": len(stats.layers),
         "tokens": total.tokens,
@@ -236,10 +242,13 @@ def _energy_unit(pj: float) -> str:
     return f"{pj:.3f} pJ"
 
 
-def sweep_table_rows(sweep: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and formatted rows of a k-sweep table."""
+def sweep_table_rows(sweep: Sequence[dict[str, Any]], window: int | None = None
+                     ) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted rows of a k-sweep table (``window``: the fixed window W of the
+    'sparsity at W steps' column)."""
     head = ["k", "|c| ≤ 7", "|c| > 16", "mean spikes / channel", "sparsity (own window)",
-            "sparsity (3-step)", "silent channels", "spiking energy / token",
+            f"sparsity ({window}-step)" if window else "sparsity (fixed window)",
+            "silent channels", "spiking energy / token",
             "FP16 energy / token", "cosine vs float"]
     rows = []
     for r in sweep:
@@ -287,9 +296,13 @@ def _energy_rows(rep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = [
         ["FP16 MAC", f"{pm['fp16_pj']:.3f} pJ",
          _energy_unit(pt["fp16_total_pj"]) if pt else "n/a", _pct(pm["reduction_vs_fp16"])],
-        ["INT8 MAC", f"{pm['int8_pj']:.3f} pJ",
+        ["INT8 MAC + epilogue", f"{pm['int8_total_pj']:.4f} pJ",
          _energy_unit(pt["int8_total_pj"]) if pt else "n/a", _pct(pm["reduction_vs_int8"])],
-        ["spiking (mean spikes x INT8 add)", f"{pm['spiking_pj']:.4f} pJ",
+        ["spiking adds (mean spikes x INT8 add)", f"{pm['spiking_pj']:.4f} pJ",
+         _energy_unit(pt["spiking_pj"]) if pt else "n/a", "—"],
+        ["epilogue (group-scale float multiply-adds)", f"{pm['epilogue_pj']:.4f} pJ",
+         _energy_unit(pt["epilogue_pj"]) if pt else "n/a", "—"],
+        ["spiking total", f"{pm['spiking_total_pj']:.4f} pJ",
          _energy_unit(pt["spiking_total_pj"]) if pt else "n/a", "—"],
     ]
     return head, rows
@@ -370,7 +383,7 @@ def render_markdown(rep: dict[str, Any], figures: Sequence[Figure] = ()) -> str:
     md += ["## Energy", "", f"Table: **{e['table']['name']}** — {e['table']['source']}.", "",
            _md_table(*_energy_rows(rep)), ""]
     if rep.get("sweep"):
-        md += ["## k sweep", "", _md_table(*sweep_table_rows(rep["sweep"])), ""]
+        md += ["## k sweep", "", _md_table(*sweep_table_rows(rep["sweep"], rep["settings"].get("window"))), ""]
     md += ["## NeuroBench metrics", "",
            _md_table(["metric", "value"], [list(r) for r in _neurobench_rows(rep)]), ""]
     md += ["## Layers", "", _md_table(*_layer_rows(rep)), ""]
@@ -476,7 +489,7 @@ def render_html(rep: dict[str, Any], figures: Sequence[Figure] = ()) -> str:
         _html_table(*_energy_rows(rep)),
     ]
     if rep.get("sweep"):
-        parts += ["<h2 id='sweep'>k sweep</h2>", _html_table(*sweep_table_rows(rep["sweep"]))]
+        parts += ["<h2 id='sweep'>k sweep</h2>", _html_table(*sweep_table_rows(rep["sweep"], rep["settings"].get("window")))]
     parts += ["<h3>NeuroBench metrics</h3>", _kv_table(_neurobench_rows(rep))]
     if figures:
         parts.append("<h2 id='plots'>Plots</h2>")

@@ -57,14 +57,19 @@ DEFINITIONS: dict[str, str] = {
     "fraction_gt_16": "Fraction of counts with |c| > 16.",
     "silent_fraction": "Fraction of counts equal to 0 (a channel silent for that token).",
     "dead_channel_fraction": "Fraction of input channels whose count was 0 for every token seen.",
-    "firing_rate": "Spikes / (T x elements) with each call's window T: the probability that a "
-    "(channel, time step) slot carries a spike.",
+    "trains": "Spike trains a count is carried on: 1, or 2 for an unsigned scheme (binary, "
+    "bitwise) in a converted layer, which runs the positive and the negative part of the "
+    "counts as two trains of T steps each.",
+    "firing_rate": "Spikes / (trains x T x elements) with each call's window T: the "
+    "probability that a (train, channel, time step) slot carries a spike.",
     "sparsity": "Element sparsity of the expanded trains with each call's own window: "
-    "zeros / (T x elements) = 1 - firing_rate (NeuroBench activation sparsity of the "
-    "spike trains).",
+    "zeros / (trains x T x elements) = 1 - firing_rate (NeuroBench activation sparsity of "
+    "the spike trains).",
     "sparsity_at_window": "Element sparsity of the trains expanded with one fixed window W for "
-    "every layer: zeros / (W x elements); counts that do not fit W steps saturate to the "
-    "window's range (as encode(..., overflow='saturate')).",
+    "every layer: zeros / (trains x W x elements); counts that do not fit W steps saturate "
+    "to the window's range (as encode(..., overflow='saturate')).",
+    "groups": "Weight groups per output of a converted layer (in / group_size): the float "
+    "multiply-adds per output of its epilogue.",
     "saturated": "Counts clamped by the neuron's max_count (reported by the layer).",
     "dense_macs": "NeuroBench dense synaptic operations of the single-step (count) view: "
     "elements x fan-out, the MACs of the original float layer.",
@@ -166,6 +171,8 @@ class LayerStats:
     max_count: int | None = None
     channels: int = 0
     fan_out: int | None = None
+    trains: int = 1
+    groups: int | None = None
     calls: int = 0
     tokens: int = 0
     elements: int = 0
@@ -261,7 +268,7 @@ class LayerStats:
         if not spec.signed:
             v = v.abs()
         spk = spikes_per_count(v.clamp(lo, hi), spec.name, window)
-        return 1.0 - int((spk * self._hist_t()).sum()) / (window * self.elements)
+        return 1.0 - int((spk * self._hist_t()).sum()) / (self.trains * window * self.elements)
 
     # ---- synaptic operations ----------------------------------------------------------
     @property
@@ -342,6 +349,8 @@ class LayerStats:
             kind="model",
             channels=self.channels + other.channels,
             fan_out=None,
+            trains=max(self.trains, other.trains),
+            groups=None,
             calls=self.calls + other.calls,
             tokens=max(self.tokens, other.tokens),
             elements=self.elements + other.elements,
@@ -415,6 +424,8 @@ def count_statistics(
     name: str = "layer",
     hist_range: int = DEFAULT_HIST_RANGE,
     saturated: int = 0,
+    trains: int = 1,
+    groups: int | None = None,
 ) -> LayerStats:
     """Reference statistics of one layer from stored count tensors (one tensor per call).
 
@@ -434,6 +445,8 @@ def count_statistics(
         name: the layer's name.
         hist_range: histogram range ``H``.
         saturated: saturation total reported by the layer.
+        trains: 2 for an unsigned scheme in a converted layer (positive and negative trains).
+        groups: weight groups per output (epilogue multiply-adds).
 
     >>> st = count_statistics([torch.tensor([[2, 0], [1, -1]])], "ternary", fan_out=3)
     >>> st.spikes, st.slots, st.effective_macs, st.effective_acs
@@ -441,7 +454,7 @@ def count_statistics(
     """
     spec = get_scheme(scheme)
     st = LayerStats(name=name, scheme=spec.name, kind="reference", T_config=T, fan_out=fan_out,
-                    hist_range=hist_range)
+                    hist_range=hist_range, trains=trains, groups=groups)
     hist = torch.zeros(2 * hist_range + 1, dtype=torch.int64)
     chan: torch.Tensor | None = None
     for i, c in enumerate(counts):
@@ -462,7 +475,7 @@ def count_statistics(
         Tc = T if T is not None else min_steps(cc, spec)
         train = encode(cc, spec, Tc, overflow="saturate")
         st.spikes += int((train != 0).sum())
-        st.slots += Tc * c.numel()
+        st.slots += trains * Tc * c.numel()
         st.window_sum += Tc
         st.window_max = max(st.window_max, Tc)
         st.beyond_hist += int((c.abs() > hist_range).sum())
