@@ -131,9 +131,11 @@ def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
             table: str | EnergyTable = HOROWITZ_45NM, memory: str | None = None,
             batch_size: int = 32, max_length: int = 128, raster_layer: str | None = None,
             model: tuple | None = None, text_source: str = "", sweep: list | None = None,
-            on_batch: Progress | None = None, title: str | None = None) -> dict[str, Any]:
+            on_batch: Progress | None = None, title: str | None = None,
+            extra_json: dict[str, Any] | None = None) -> dict[str, Any]:
     """Analyse a model folder (or ``model=(spiking, tokenizer, float|None, info)``) on
-    ``sentences`` and write the report into ``out_dir``; returns the report dict."""
+    ``sentences`` and write the report into ``out_dir`` (all or nothing, with the
+    ``extra_json`` files such as ``sweep.json``); returns the report dict."""
     spiking, tok, float_model, info = model if model is not None else load_model_dir(
         model_dir, config)
     stats, samples, fidelity, data = analyze_model(
@@ -145,7 +147,7 @@ def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
                        fidelity=fidelity or None, sweep=sweep)
     figs = report_figures(stats, window=window, table=table, memory=memory, samples=samples,
                           sweep=sweep)
-    write_report(out_dir, rep, figs)
+    write_report(out_dir, rep, figs, extra_json)
     return rep
 
 

@@ -3,7 +3,7 @@
 :func:`build_report` turns :class:`~.stats.ModelStats` (plus optional fidelity figures and a
 k sweep) into a JSON-able dict with the definitions, the energy model's assumptions and
 omissions; :func:`write_report` writes ``report.json``, ``report.md``, ``index.html`` (plots
-embedded as base64 PNG) and ``plots/*.png`` into a folder, each file atomically.
+embedded as base64 PNG) and ``plots/*.png`` into a folder, all or nothing.
 
 >>> from spikingbrain.analysis.stats import count_statistics, ModelStats
 >>> import torch
@@ -35,7 +35,7 @@ from spikingbrain.analysis.energy import (
     per_mac_energy,
 )
 from spikingbrain.analysis.stats import DEFINITIONS, ModelStats
-from spikingbrain.utils.atomic import atomic_write
+from spikingbrain.utils.atomic import atomic_folder
 
 __all__ = [
     "SCHEMA",
@@ -510,25 +510,43 @@ def render_html(rep: dict[str, Any], figures: Sequence[Figure] = ()) -> str:
     return "\n".join(parts)
 
 
+#: The files a report folder holds: a folder of only these may be replaced by a new report.
+REPORT_FILES = frozenset({"index.html", "report.json", "report.md", "plots", "sweep.json"})
+
+
+def _is_report_folder(folder: Path) -> bool:
+    return all(p.name in REPORT_FILES for p in folder.iterdir())
+
+
 def write_report(out_dir: str | Path, rep: dict[str, Any],
-                 figures: Sequence[Figure] = ()) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md``, ``index.html`` and ``plots/*.png`` into
-    ``out_dir`` (each atomically); returns ``{kind: path}``."""
+                 figures: Sequence[Figure] = (),
+                 extra_json: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md``, ``index.html``, ``plots/*.png`` (and
+    ``extra_json`` files, e.g. ``{"sweep.json": rows}``) into ``out_dir``, all or nothing.
+
+    The folder is built beside ``out_dir`` and swapped in whole
+    (:func:`spikingbrain.utils.atomic.atomic_folder`): a failing write leaves the previous
+    report untouched, never a mix of old and new files. A folder holding anything other than a
+    report (:data:`REPORT_FILES`) is refused. Returns ``{kind: final path}``.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    for name in extra_json or {}:
+        if name not in REPORT_FILES:
+            raise ValueError(f"extra report file {name!r} must be one of {sorted(REPORT_FILES)}")
     paths: dict[str, Path] = {}
-    for f in figures:
-        p = out / "plots" / f"{f.name}.png"
-        with atomic_write(p, "wb") as fh:
-            fh.write(f.png)
-        paths[f"plot:{f.name}"] = p
-    doc = dict(rep)
-    doc["plots"] = [f"plots/{f.name}.png" for f in figures]
-    with atomic_write(out / "report.json", "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=1, default=str)
-    with atomic_write(out / "report.md", "w", encoding="utf-8") as fh:
-        fh.write(render_markdown(rep, figures))
-    with atomic_write(out / "index.html", "w", encoding="utf-8") as fh:
-        fh.write(render_html(rep, figures))
+    with atomic_folder(out, _is_report_folder) as tmp:
+        (tmp / "plots").mkdir()
+        for f in figures:
+            (tmp / "plots" / f"{f.name}.png").write_bytes(f.png)
+            paths[f"plot:{f.name}"] = out / "plots" / f"{f.name}.png"
+        doc = dict(rep)
+        doc["plots"] = [f"plots/{f.name}.png" for f in figures]
+        (tmp / "report.json").write_text(json.dumps(doc, indent=1, default=str),
+                                         encoding="utf-8")
+        (tmp / "report.md").write_text(render_markdown(rep, figures), encoding="utf-8")
+        (tmp / "index.html").write_text(render_html(rep, figures), encoding="utf-8")
+        for name, data in (extra_json or {}).items():
+            (tmp / name).write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+            paths[name] = out / name
     paths.update(json=out / "report.json", markdown=out / "report.md", html=out / "index.html")
     return paths

@@ -42,6 +42,7 @@ from torch import nn
 from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.convert import spiking_layers
 from spikingbrain.converter.layer import SpikingLinear, is_conv1d
+from spikingbrain.utils.atomic import atomic_folder, recover_folder
 
 __all__ = [
     "FORMAT",
@@ -102,7 +103,7 @@ def _hf_info(model: nn.Module) -> dict[str, Any] | None:
 
 #: Environment variable naming a save stage at which the process signals itself: the
 #: fault-injection point of the all-or-nothing tests. ``STAGE`` sends SIGKILL, ``STAGE:INT``
-#: SIGINT (Ctrl-C). Stages: "weights", "config", "tokenizer", "meta", "synced", "swap".
+#: SIGINT (Ctrl-C). Stages: "weights", "config", "tokenizer", "meta", "synced".
 KILL_AT_ENV = "SPIKINGBRAIN_TEST_KILL_AT"
 
 
@@ -120,64 +121,9 @@ def _meta_digest(meta: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _fsync_tree(folder: Path) -> None:
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two existing paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the
-    system cannot."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):  # pragma: no cover - not Linux / old glibc
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _aside(folder: Path, what: str) -> Path:
-    return folder.parent / f".{folder.name}.{what}-{os.getpid()}-{os.urandom(4).hex()}"
-
-
-def recover_interrupted_save(path: str | os.PathLike) -> None:
-    """Finish what a save killed between its two renames left: if ``path`` is missing but the
-    previous save was moved aside, move it back; remove abandoned staging folders."""
-    import shutil
-
-    folder = Path(path)
-    if not folder.parent.is_dir():
-        return
-    old = sorted(folder.parent.glob(f".{folder.name}.old-*"))
-    if not folder.exists() and old:
-        os.rename(old[-1], folder)
-        old = old[:-1]
-    for p in old + sorted(folder.parent.glob(f".{folder.name}.saving-*")):
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def _check_target(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / META_FILE).is_file():
-        raise ValueError(
-            f"{folder} already holds files that save_converted did not write (e.g. a float "
-            f"model); refusing to replace them: choose a new or empty folder"
-        )
+def _replaceable(folder: Path) -> bool:
+    """Only a previous save (it has the metadata file) may be replaced."""
+    return (folder / META_FILE).is_file()
 
 
 def _write_folder(model: nn.Module, layers: dict[str, SpikingLinear], folder: Path,
@@ -242,38 +188,20 @@ def save_converted(model: nn.Module, path: str | os.PathLike, tokenizer: Any = N
     previous save (or nothing) in place, never a mix. A folder holding files that no save
     wrote (e.g. a float model) is refused.
     """
-    import shutil
-
     layers = spiking_layers(model)
     if not layers:
         raise ValueError("the model has no SpikingLinear layer; convert it first with "
                          "spikingbrain.converter.convert(model, SpikeConfig(...))")
-    folder = Path(path)
-    recover_interrupted_save(folder)
-    _check_target(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = _aside(folder, "saving")
-    staging.mkdir()
     try:
-        _write_folder(model, layers, staging, tokenizer)
-        _fsync_tree(staging)
-        _stage("synced")
-        if folder.exists() and _exchange(staging, folder):
-            _fsync_dir(folder.parent)
-            shutil.rmtree(staging)  # now the previous save
-        elif folder.exists():  # pragma: no cover - systems without renameat2
-            old = _aside(folder, "old")
-            os.rename(folder, old)
-            _stage("swap")
-            os.rename(staging, folder)
-            _fsync_dir(folder.parent)
-            shutil.rmtree(old)
-        else:
-            os.rename(staging, folder)
-            _fsync_dir(folder.parent)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with atomic_folder(path, _replaceable, on_synced=lambda: _stage("synced")) as staging:
+            _write_folder(model, layers, staging, tokenizer)
+    except ValueError as err:
+        if "already holds other files" not in str(err):
+            raise
+        raise ValueError(
+            f"{path} already holds files that save_converted did not write (e.g. a float "
+            f"model); refusing to replace them: choose a new or empty folder"
+        ) from None
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -378,7 +306,7 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
     from safetensors.torch import load_file
 
     folder = Path(path)
-    recover_interrupted_save(folder)
+    recover_folder(folder)
     meta = read_metadata(folder)
     wfile = folder / meta["weights"].get("file", WEIGHTS_FILE)
     if not wfile.is_file():
