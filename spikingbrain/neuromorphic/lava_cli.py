@@ -64,8 +64,9 @@ def register_export_lava(export_app: typer.Typer) -> None:
                  "matches must form a sequential chain in the model's data flow with "
                  "connecting shapes (parallel siblings such as query/key/value are refused: "
                  "export them one at a time)"),
-        tokens: int = typer.Option(4, "--tokens", min=1, help="real tokens to export"),
-        out: Path = typer.Option(Path("lava_bundle.npz"), "--out", help="bundle file (.npz is appended when missing)"),  # noqa: B008
+        tokens: int = typer.Option(4, "--tokens", help="real tokens to export (>= 1)"),
+        out: Path = typer.Option(Path("lava_bundle.npz"), "--out",  # noqa: B008
+                                 help="bundle file (.npz is appended when missing)"),
         scheme: str = typer.Option("bitwise_bidirectional",
                                    help="spike coding scheme for on-the-fly conversion"),
         k: float = typer.Option(3.0, help="threshold divisor k for on-the-fly conversion"),
@@ -76,6 +77,8 @@ def register_export_lava(export_app: typer.Typer) -> None:
 
         Simulate it with `spikingbrain simulate lava BUNDLE`.
         """
+        if tokens < 1:
+            fail(f"--tokens must be >= 1, got {tokens}")
         model, tok, how, chosen, out = _prepare_export(model_dir, layers, out, scheme, k,
                                                        group_size)
         from spikingbrain.neuromorphic.bundle import write_bundle

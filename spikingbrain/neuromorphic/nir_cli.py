@@ -81,7 +81,7 @@ def register_export_nir(export_app: typer.Typer) -> None:
             help="fnmatch pattern over dotted layer names, e.g. 'encoder.layer.0.*' "
                  "(comma-separated patterns allowed)"),
         tokens: int = typer.Option(
-            8, "--tokens", min=1,
+            8, "--tokens",
             help="real tokens (standard-library sentences) run through the model; each layer's "
                  "thresholds, input spike events and outputs are recorded as NIR data"),
         out: Path = typer.Option("spiking.nir", "--out",  # noqa: B008
@@ -116,6 +116,8 @@ def register_export_nir(export_app: typer.Typer) -> None:
         from spikingbrain.neuromorphic.nir_export import layers_to_nir, write_nir
 
         console = Console()
+        if tokens < 1:
+            fail(f"--tokens must be >= 1, got {tokens}")
         out, cfg = _check_args(model_dir, layers, out, scheme, k, group_size)
         with console.status("loading the model"):
             model, tok, how = load_model_dir(model_dir, cfg)
