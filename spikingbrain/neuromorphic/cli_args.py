@@ -25,6 +25,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from spikingbrain.utils.cli_checks import (
     UsageError,
     check_existing_dir,
@@ -32,13 +34,24 @@ from spikingbrain.utils.cli_checks import (
     check_out_file,
 )
 
-__all__ = ["EMBEDDED", "bundle_arg", "load_model_dir", "model_dir_arg", "out_file_arg",
+__all__ = ["EMBEDDED", "GROUP_SIZE_OPTION", "K_OPTION", "MODEL_DIR_ARGUMENT", "SCHEME_OPTION",
+           "bundle_arg", "load_model_dir", "model_dir_arg", "out_file_arg",
            "results_arg", "spike_config_arg"]
 
 #: the MODEL_DIR name of the embedded all-MiniLM-L6-v2 (converted on the fly)
 EMBEDDED = "minilm"
 #: files of which a model folder must hold one: without them transformers builds an empty
 #: tokenizer (every word [UNK]) instead of failing
+#: the shared MODEL_DIR argument and conversion options of ``export nir`` and ``export lava``
+MODEL_DIR_ARGUMENT = typer.Argument(
+    ..., help=f"a converted model folder (spikingbrain convert), a float Hugging Face model folder "
+              f"(converted on the fly with --scheme/--k/--group-size; the command says so), or "
+              f"'{EMBEDDED}' for the embedded all-MiniLM-L6-v2 (converted on the fly); a folder "
+              f"must hold the model's tokenizer")
+SCHEME_OPTION = typer.Option("bitwise_bidirectional",
+                             help="spike coding scheme for on-the-fly conversion")
+K_OPTION = typer.Option(3.0, help="threshold divisor k (> 0) for on-the-fly conversion")
+GROUP_SIZE_OPTION = typer.Option(128, help="weight group size (>= 1) for on-the-fly conversion")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
                    "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
 

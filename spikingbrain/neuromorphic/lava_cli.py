@@ -10,7 +10,12 @@ from pathlib import Path
 
 import typer
 
-from spikingbrain.neuromorphic.cli_args import EMBEDDED
+from spikingbrain.neuromorphic.cli_args import (
+    GROUP_SIZE_OPTION,
+    K_OPTION,
+    MODEL_DIR_ARGUMENT,
+    SCHEME_OPTION,
+)
 from spikingbrain.utils.cli_checks import fail, with_usage_errors
 
 __all__ = ["register_export_lava", "register_simulate_lava"]
@@ -54,10 +59,7 @@ def register_export_lava(export_app: typer.Typer) -> None:
     @export_app.command("lava")
     @with_usage_errors
     def export_lava(
-        model_dir: str = typer.Argument(
-            ..., help=f"a converted model folder (spikingbrain convert), a float Hugging Face "
-                      f"model folder (converted on the fly with --scheme/--k/--group-size), or "
-                      f"'{EMBEDDED}' for the embedded all-MiniLM-L6-v2 (converted on the fly)"),
+        model_dir: str = MODEL_DIR_ARGUMENT,
         layers: str = typer.Option(
             "encoder.layer.0.intermediate.dense", "--layers",
             help="glob over converted layer names (comma-separated globs allowed); several "
@@ -67,10 +69,9 @@ def register_export_lava(export_app: typer.Typer) -> None:
         tokens: int = typer.Option(4, "--tokens", help="real tokens to export (>= 1)"),
         out: Path = typer.Option(Path("lava_bundle.npz"), "--out",  # noqa: B008
                                  help="bundle file (.npz is appended when missing)"),
-        scheme: str = typer.Option("bitwise_bidirectional",
-                                   help="spike coding scheme for on-the-fly conversion"),
-        k: float = typer.Option(3.0, help="threshold divisor k for on-the-fly conversion"),
-        group_size: int = typer.Option(128, help="weight group size for on-the-fly conversion"),
+        scheme: str = SCHEME_OPTION,
+        k: float = K_OPTION,
+        group_size: int = GROUP_SIZE_OPTION,
     ) -> None:
         """Write a self-contained Lava bundle: INT8 weights, scales, input spike trains of
         real tokens (standard-library sentences) and torch's reference results.
