@@ -40,8 +40,6 @@ __all__ = ["EMBEDDED", "GROUP_SIZE_OPTION", "K_OPTION", "MODEL_DIR_ARGUMENT", "S
 
 #: the MODEL_DIR name of the embedded all-MiniLM-L6-v2 (converted on the fly)
 EMBEDDED = "minilm"
-#: files of which a model folder must hold one: without them transformers builds an empty
-#: tokenizer (every word [UNK]) instead of failing
 #: the shared MODEL_DIR argument and conversion options of ``export nir`` and ``export lava``
 MODEL_DIR_ARGUMENT = typer.Argument(
     ..., help=f"a converted model folder (spikingbrain convert), a float Hugging Face model folder "
@@ -52,6 +50,8 @@ SCHEME_OPTION = typer.Option("bitwise_bidirectional",
                              help="spike coding scheme for on-the-fly conversion")
 K_OPTION = typer.Option(3.0, help="threshold divisor k (> 0) for on-the-fly conversion")
 GROUP_SIZE_OPTION = typer.Option(128, help="weight group size (>= 1) for on-the-fly conversion")
+#: files of which a model folder must hold one: without them transformers builds an empty
+#: tokenizer (every word [UNK]) instead of failing
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
                    "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
 
