@@ -49,7 +49,7 @@ __all__ = [
 
 #: Files of which at least one marks a folder that holds a tokenizer.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
-                   "tokenizer.model", "spiece.model")
+                   "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
 
 
 class ModelFolderError(UsageError):

@@ -25,10 +25,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from spikingbrain.utils.cli_checks import EMBEDDED, UsageError, check_finite, check_out_file
 
-__all__ = ["EMBEDDED", "bundle_arg", "load_model_dir", "model_dir_arg", "out_file_arg",
+__all__ = ["EMBEDDED", "GROUP_SIZE_OPTION", "K_OPTION", "MODEL_DIR_ARGUMENT", "SCHEME_OPTION",
+           "bundle_arg", "load_model_dir", "model_dir_arg", "out_file_arg",
            "results_arg", "spike_config_arg"]
+
+#: the shared MODEL_DIR argument and conversion options of ``export nir`` and ``export lava``
+MODEL_DIR_ARGUMENT = typer.Argument(
+    ..., help=f"a converted model folder (spikingbrain convert), a float Hugging Face model folder "
+              f"(converted on the fly with --scheme/--k/--group-size; the command says so), or "
+              f"'{EMBEDDED}' for the embedded all-MiniLM-L6-v2 (converted on the fly); a folder "
+              f"must hold the model's tokenizer")
+SCHEME_OPTION = typer.Option("bitwise_bidirectional",
+                             help="spike coding scheme for on-the-fly conversion")
+K_OPTION = typer.Option(3.0, help="threshold divisor k (> 0) for on-the-fly conversion")
+GROUP_SIZE_OPTION = typer.Option(128, help="weight group size (>= 1) for on-the-fly conversion")
+
 
 def spike_config_arg(scheme: str, k: float, group_size: int) -> Any:
     """The SpikeConfig for on-the-fly conversion; a bad value raises UsageError."""

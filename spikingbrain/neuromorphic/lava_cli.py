@@ -10,7 +10,12 @@ from pathlib import Path
 
 import typer
 
-from spikingbrain.neuromorphic.cli_args import EMBEDDED
+from spikingbrain.neuromorphic.cli_args import (
+    GROUP_SIZE_OPTION,
+    K_OPTION,
+    MODEL_DIR_ARGUMENT,
+    SCHEME_OPTION,
+)
 from spikingbrain.utils.cli_checks import fail, with_usage_errors
 
 __all__ = ["register_export_lava", "register_simulate_lava"]
@@ -54,28 +59,27 @@ def register_export_lava(export_app: typer.Typer) -> None:
     @export_app.command("lava")
     @with_usage_errors
     def export_lava(
-        model_dir: str = typer.Argument(
-            ..., help=f"a converted model folder (spikingbrain convert), a float Hugging Face "
-                      f"model folder (converted on the fly with --scheme/--k/--group-size), or "
-                      f"'{EMBEDDED}' for the embedded all-MiniLM-L6-v2 (converted on the fly)"),
+        model_dir: str = MODEL_DIR_ARGUMENT,
         layers: str = typer.Option(
             "encoder.layer.0.intermediate.dense", "--layers",
             help="glob over converted layer names (comma-separated globs allowed); several "
                  "matches must form a sequential chain in the model's data flow with "
                  "connecting shapes (parallel siblings such as query/key/value are refused: "
                  "export them one at a time)"),
-        tokens: int = typer.Option(4, "--tokens", min=1, help="real tokens to export"),
-        out: Path = typer.Option(Path("lava_bundle.npz"), "--out", help="bundle file (.npz is appended when missing)"),  # noqa: B008
-        scheme: str = typer.Option("bitwise_bidirectional",
-                                   help="spike coding scheme for on-the-fly conversion"),
-        k: float = typer.Option(3.0, help="threshold divisor k for on-the-fly conversion"),
-        group_size: int = typer.Option(128, help="weight group size for on-the-fly conversion"),
+        tokens: int = typer.Option(4, "--tokens", help="real tokens to export (>= 1)"),
+        out: Path = typer.Option(Path("lava_bundle.npz"), "--out",  # noqa: B008
+                                 help="bundle file (.npz is appended when missing)"),
+        scheme: str = SCHEME_OPTION,
+        k: float = K_OPTION,
+        group_size: int = GROUP_SIZE_OPTION,
     ) -> None:
         """Write a self-contained Lava bundle: INT8 weights, scales, input spike trains of
         real tokens (standard-library sentences) and torch's reference results.
 
         Simulate it with `spikingbrain simulate lava BUNDLE`.
         """
+        if tokens < 1:
+            fail(f"--tokens must be >= 1, got {tokens}")
         model, tok, how, chosen, out = _prepare_export(model_dir, layers, out, scheme, k,
                                                        group_size)
         from spikingbrain.neuromorphic.bundle import write_bundle

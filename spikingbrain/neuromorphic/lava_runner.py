@@ -39,6 +39,7 @@ Network built for a chain of ``L`` spiking linear layers (``G`` groups of input 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -48,88 +49,17 @@ if __name__ == "__main__" and sys.path and os.path.abspath(sys.path[0]) == _HERE
     # shadow the lava-nc package
     sys.path.pop(0)
 
-if __package__:  # inside the spikingbrain package
-    from .lava_runtime.bundle_format import (
-        BUNDLE_FORMAT,
-        EXIT_BAD_INPUT,
-        RESULTS_FORMAT,
-        SCHEMA_VERSION,
-        TAGS,
-        Bundle,
-        BundleError,
-        load_bundle,
-        required_arrays,
-        save_npz_atomic,
-        validate_meta,
-    )
-    from .lava_runtime.bundle_run import agreement, main, results_arrays, run_bundle
-    from .lava_runtime.count_math import (
-        SCHEMES,
-        VTH_MAX,
-        VTH_MIN,
-        chain_reference,
-        count_limits,
-        encode_counts,
-        expand_spikes,
-        finish_output,
-        group_bounds,
-        integer_accumulators,
-        to_rails,
-        value_range,
-    )
-    from .lava_runtime.lava_network import (
-        Schedule,
-        expand_weights,
-        lava_version,
-        run_lava,
-        source_schedule,
-    )
-else:  # run by path (or runpy): import the runtime modules from their folder
+if not __package__:  # run by path (or runpy): the runtime modules are imported from their folder
     sys.path.insert(0, os.path.join(_HERE, "lava_runtime"))
-    from bundle_format import (  # type: ignore[no-redef]
-        BUNDLE_FORMAT,
-        EXIT_BAD_INPUT,
-        RESULTS_FORMAT,
-        SCHEMA_VERSION,
-        TAGS,
-        Bundle,
-        BundleError,
-        load_bundle,
-        required_arrays,
-        save_npz_atomic,
-        validate_meta,
-    )
-    from bundle_run import agreement, main, results_arrays, run_bundle  # type: ignore[no-redef]
-    from count_math import (  # type: ignore[no-redef]
-        SCHEMES,
-        VTH_MAX,
-        VTH_MIN,
-        chain_reference,
-        count_limits,
-        encode_counts,
-        expand_spikes,
-        finish_output,
-        group_bounds,
-        integer_accumulators,
-        to_rails,
-        value_range,
-    )
-    from lava_network import (  # type: ignore[no-redef]
-        Schedule,
-        expand_weights,
-        lava_version,
-        run_lava,
-        source_schedule,
-    )
 
-__all__ = [
-    "BUNDLE_FORMAT", "EXIT_BAD_INPUT", "RESULTS_FORMAT", "SCHEMA_VERSION", "SCHEMES", "TAGS",
-    "VTH_MAX", "VTH_MIN", "Bundle", "BundleError", "Schedule", "agreement", "chain_reference",
-    "count_limits", "encode_counts", "expand_spikes", "expand_weights", "finish_output",
-    "group_bounds", "integer_accumulators", "lava_version", "load_bundle", "main",
-    "required_arrays", "results_arrays", "run_bundle", "run_lava", "save_npz_atomic",
-    "source_schedule", "to_rails", "validate_meta", "value_range",
-]
+#: the runtime modules whose public names this entry point re-exports
+RUNTIME_MODULES = ("count_math", "bundle_format", "lava_network", "bundle_run")
+__all__: list[str] = []
+for _name in RUNTIME_MODULES:
+    _mod = (importlib.import_module(f".lava_runtime.{_name}", __package__) if __package__
+            else importlib.import_module(_name))
+    __all__ += _mod.__all__
+    globals().update({key: getattr(_mod, key) for key in _mod.__all__})
 
 if __name__ == "__main__":  # pragma: no cover - executed in the Lava environment
-    sys.exit(main())
+    sys.exit(main())  # noqa: F821 - re-exported from lava_runtime/bundle_run.py

@@ -11,7 +11,12 @@ from typing import Any
 
 import typer
 
-from spikingbrain.neuromorphic.cli_args import EMBEDDED
+from spikingbrain.neuromorphic.cli_args import (
+    GROUP_SIZE_OPTION,
+    K_OPTION,
+    MODEL_DIR_ARGUMENT,
+    SCHEME_OPTION,
+)
 from spikingbrain.utils.cli_checks import fail, with_usage_errors
 
 __all__ = ["register_export_nir", "token_batch"]
@@ -72,32 +77,28 @@ def register_export_nir(export_app: typer.Typer) -> None:
     @export_app.command("nir")
     @with_usage_errors
     def export_nir_cmd(
-        model_dir: str = typer.Argument(
-            ..., help=f"a converted model folder (spikingbrain convert / save_converted), a "
-                      f"Hugging Face model folder (converted on the fly), or '{EMBEDDED}' for the "
-                      f"embedded all-MiniLM-L6-v2"),
+        model_dir: str = MODEL_DIR_ARGUMENT,
         layers: str = typer.Option(
             "encoder.layer.0.intermediate.dense", "--layers",
             help="fnmatch pattern over dotted layer names, e.g. 'encoder.layer.0.*' "
                  "(comma-separated patterns allowed)"),
         tokens: int = typer.Option(
-            8, "--tokens", min=1,
+            8, "--tokens",
             help="real tokens (standard-library sentences) run through the model; each layer's "
                  "thresholds, input spike events and outputs are recorded as NIR data"),
         out: Path = typer.Option("spiking.nir", "--out",  # noqa: B008
-                                 help="graph file (.nir appended when missing); the recorded data go "
-                                      "to <stem>.data.nir (both written, or neither)"),
+                                 help="graph file (.nir appended when missing); the recorded data "
+                                      "go to <stem>.data.nir (both written, or neither)"),
         chain: bool = typer.Option(
             False, "--chain/--no-chain",
             help="connect the matched layers in order as one chain (shapes must chain and "
                  "each layer must take its input from the previous one in the model's data "
-                 "flow, so query/key/value are refused; the model's own operations between them, such as norms, activations and "
-                 "residuals, are not exported); default: independent layers, each with its "
+                 "flow, so query/key/value are refused; the model's own operations between "
+                 "them, such as norms, activations and residuals, are not exported); default: independent layers, each with its "
                  "own input and output node. Recorded data always come from the model's run"),
-        scheme: str = typer.Option("bitwise_bidirectional",
-                                   help="spike coding scheme for on-the-fly conversion"),
-        k: float = typer.Option(3.0, help="threshold divisor k for on-the-fly conversion"),
-        group_size: int = typer.Option(128, help="weight group size for on-the-fly conversion"),
+        scheme: str = SCHEME_OPTION,
+        k: float = K_OPTION,
+        group_size: int = GROUP_SIZE_OPTION,
     ) -> None:
         """Export converted spiking layers to a NIR graph (.nir, HDF5).
 
@@ -116,6 +117,8 @@ def register_export_nir(export_app: typer.Typer) -> None:
         from spikingbrain.neuromorphic.nir_export import layers_to_nir, write_nir
 
         console = Console()
+        if tokens < 1:
+            fail(f"--tokens must be >= 1, got {tokens}")
         out, cfg = _check_args(model_dir, layers, out, scheme, k, group_size)
         with console.status("loading the model"):
             model, tok, how = load_model_dir(model_dir, cfg)

@@ -67,6 +67,7 @@ def no_loading(monkeypatch):
     ("group_size_zero", "--group-size must be >= 1"),
     ("bad_scheme", "bad conversion option"),
     ("empty_layers", "--layers is empty"),
+    ("tokens_zero", "--tokens must be >= 1"),
 ])
 def test_export_arguments_checked_before_loading(fmt, case, needle, tmp_path, hf_dir,
                                                  no_loading):
@@ -86,7 +87,8 @@ def test_export_arguments_checked_before_loading(fmt, case, needle, tmp_path, hf
         args["extra"] = {"k_nan": ["--k", "nan"], "k_negative": ["--k", "-1"],
                          "group_size_zero": ["--group-size", "0"],
                          "bad_scheme": ["--scheme", "morse"],
-                         "empty_layers": ["--layers", " , "]}[case]
+                         "empty_layers": ["--layers", " , "],
+                         "tokens_zero": ["--tokens", "0"]}[case]
     res = _run(["export", fmt, args["model"], "--out", args["out"], *args["extra"]])
     _usage_error(res, needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file.txt", "outdir"]
@@ -209,3 +211,13 @@ def test_nir_write_is_all_or_nothing(tmp_path, hf_dir):
         (tmp_path / blocked).rmdir()
     assert write_nir(graph, tmp_path / "g.nir", data) == [tmp_path / "g.nir",
                                                           data_path(tmp_path / "g.nir")]
+
+
+def test_renamed_npy_as_results_file_is_a_clear_error(tmp_path, bundle):
+    from spikingbrain.neuromorphic.bundle import BundleError, read_bundle
+    from spikingbrain.neuromorphic.lava import read_results
+
+    np.save(tmp_path / "r.npy", np.arange(3))
+    (tmp_path / "r.npy").rename(tmp_path / "r.npz")
+    with pytest.raises(BundleError, match="unreadable"):
+        read_results(tmp_path / "r.npz", read_bundle(bundle))

@@ -56,7 +56,7 @@ N_TOKENS = {"binary": 2, "ternary": 2}
 
 
 @pytest.mark.parametrize("scheme", scheme_names())
-def test_minilm_layer_and_chain_bit_exact(lava_env, minilm, tmp_path, scheme):
+def test_minilm_layer_and_chain_accumulators_exact(lava_env, minilm, tmp_path, scheme):
     _, _, mods, x = minilm
     cfg = SpikeConfig(scheme=scheme)
     l1 = SpikingLinear.from_linear(mods[LAYER1], cfg)

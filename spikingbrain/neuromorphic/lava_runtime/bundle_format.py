@@ -11,13 +11,20 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from importlib import import_module
 
 import numpy as np
 
-if __package__:  # inside the spikingbrain package
-    from .count_math import SCHEMES, group_bounds
-else:  # run from this folder without the package (the Lava environment)
-    from count_math import SCHEMES, group_bounds  # type: ignore[no-redef]
+__all__ = ["BUNDLE_FORMAT", "EXIT_BAD_INPUT", "RESULTS_FORMAT", "SCHEMA_VERSION", "TAGS", "Bundle",
+           "BundleError", "load_bundle", "required_arrays", "save_npz_atomic", "validate_meta"]
+
+
+def _sibling(name: str):
+    """Module ``name`` of this folder, inside the package or run from the folder itself."""
+    return import_module(f".{name}", __package__) if __package__ else import_module(name)
+
+
+cm = _sibling("count_math")
 
 BUNDLE_FORMAT = "spikingbrain-lava-bundle"
 RESULTS_FORMAT = "spikingbrain-lava-results"
@@ -101,12 +108,13 @@ def validate_meta(meta: object, what: str = "bundle") -> dict:
         _req(isinstance(L, dict), f"{what}: layers[{li}] must be an object")
         for key in keys:
             _req(key in L, f"{what}: layers[{li}] misses the key {key!r}")
-        _req(L["scheme"] in SCHEMES, f"{what}: layers[{li}] has unknown scheme {L['scheme']!r}; "
-             f"known: {', '.join(SCHEMES)}")
+        _req(L["scheme"] in cm.SCHEMES,
+             f"{what}: layers[{li}] has unknown scheme {L['scheme']!r}; "
+             f"known: {', '.join(cm.SCHEMES)}")
         for key in ("in_features", "out_features", "group_size", "n_groups", "T"):
             _req(isinstance(L[key], int) and L[key] >= 1,
                  f"{what}: layers[{li}].{key} must be a positive int, got {L[key]!r}")
-        _req(len(group_bounds(L["in_features"], L["group_size"])) == L["n_groups"],
+        _req(len(cm.group_bounds(L["in_features"], L["group_size"])) == L["n_groups"],
              f"{what}: layers[{li}]: n_groups != ceil(in_features / group_size)")
         _req(isinstance(L["k"], (int, float)) and L["k"] > 0,
              f"{what}: layers[{li}].k must be positive")
@@ -144,7 +152,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         _req(a.dtype.name in kinds,
              f"bundle {path!r}: array {name!r} has dtype {a.dtype}, expected one of {kinds}")
     s = arrays["input.spikes"]
-    twos = SCHEMES[meta["layers"][0]["scheme"]][2]
+    twos = cm.SCHEMES[meta["layers"][0]["scheme"]][2]
     _req(int(s.min(initial=0)) >= (0 if twos else -1) and int(s.max(initial=0)) <= 1,
          f"bundle {path!r}: input spikes hold values outside {{{'0' if twos else '-1, 0'}, 1}}")
     return Bundle(meta, arrays)

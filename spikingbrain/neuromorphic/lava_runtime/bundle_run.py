@@ -8,36 +8,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import import_module
 
 import numpy as np
 
-if __package__:  # inside the spikingbrain package
-    from .bundle_format import (
-        EXIT_BAD_INPUT,
-        RESULTS_FORMAT,
-        SCHEMA_VERSION,
-        TAGS,
-        Bundle,
-        BundleError,
-        load_bundle,
-        save_npz_atomic,
-    )
-    from .lava_network import lava_version, run_lava
-else:  # run from this folder without the package (the Lava environment)
-    from bundle_format import (  # type: ignore[no-redef]
-        EXIT_BAD_INPUT,
-        RESULTS_FORMAT,
-        SCHEMA_VERSION,
-        TAGS,
-        Bundle,
-        BundleError,
-        load_bundle,
-        save_npz_atomic,
-    )
-    from lava_network import lava_version, run_lava  # type: ignore[no-redef]
+__all__ = ["agreement", "main", "results_arrays", "run_bundle"]
 
 
-def agreement(bundle: Bundle, results: dict) -> list[dict]:
+def _sibling(name: str):
+    """Module ``name`` of this folder, inside the package or run from the folder itself."""
+    return import_module(f".{name}", __package__) if __package__ else import_module(name)
+
+
+fmt = _sibling("bundle_format")
+net = _sibling("lava_network")
+
+
+def agreement(bundle: fmt.Bundle, results: dict) -> list[dict]:
     """Per layer: exact-match counts of integer accumulators and input counts vs the bundle's
     torch reference, max |acc difference|, max |y difference| (float64 vs torch float32)."""
     rows = []
@@ -61,9 +48,9 @@ def agreement(bundle: Bundle, results: dict) -> list[dict]:
 
 
 def results_arrays(per_tag: dict) -> tuple[dict, dict]:
-    """Flatten ``{tag: run_lava(...) output}`` into (arrays, meta) for the results file."""
-    arrays, meta = {}, {"format": RESULTS_FORMAT, "schema_version": SCHEMA_VERSION,
-                        "lava_version": lava_version(), "python": sys.version.split()[0],
+    """Flatten ``{tag: net.run_lava(...) output}`` into (arrays, meta) for the results file."""
+    arrays, meta = {}, {"format": fmt.RESULTS_FORMAT, "schema_version": fmt.SCHEMA_VERSION,
+                        "lava_version": net.lava_version(), "python": sys.version.split()[0],
                         "tags": list(per_tag), "runs": {}}
     for tag, res in per_tag.items():
         meta["runs"][tag] = {key: res[key] for key in
@@ -75,21 +62,21 @@ def results_arrays(per_tag: dict) -> tuple[dict, dict]:
 
 
 def run_bundle(bundle_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
-               tags: tuple[str, ...] = TAGS) -> tuple[dict, dict]:
+               tags: tuple[str, ...] = fmt.TAGS) -> tuple[dict, dict]:
     """Load, validate and simulate a bundle for each tag; write the results file atomically.
 
     Returns ``(per_tag_results, results_meta)``.
     """
-    bad = [t for t in tags if t not in TAGS]
+    bad = [t for t in tags if t not in fmt.TAGS]
     if bad or not tags:
-        raise BundleError(f"unknown tags {bad or tags}; choose from {', '.join(TAGS)}")
-    bundle = load_bundle(bundle_path)
-    per_tag = {tag: run_lava(bundle, tag) for tag in tags}
+        raise fmt.BundleError(f"unknown tags {bad or tags}; choose from {', '.join(fmt.TAGS)}")
+    bundle = fmt.load_bundle(bundle_path)
+    per_tag = {tag: net.run_lava(bundle, tag) for tag in tags}
     arrays, meta = results_arrays(per_tag)
     meta["bundle"] = os.path.abspath(os.fspath(bundle_path))
     meta["agreement"] = {tag: agreement(bundle, per_tag[tag]) for tag in tags}
     if out_path is not None:
-        save_npz_atomic(out_path, arrays, meta)
+        fmt.save_npz_atomic(out_path, arrays, meta)
     return per_tag, meta
 
 
@@ -99,15 +86,15 @@ def main(argv: list[str] | None = None) -> int:
                                  "(Loihi 2 simulator) and write a results .npz.")
     ap.add_argument("bundle", help="bundle .npz written by spikingbrain export lava")
     ap.add_argument("--out", required=True, help="results .npz to write (atomically)")
-    ap.add_argument("--tags", default=",".join(TAGS),
+    ap.add_argument("--tags", default=",".join(fmt.TAGS),
                     help="comma-separated Loihi2SimCfg tags: floating_pt, fixed_pt")
     args = ap.parse_args(argv)
     tags = tuple(t.strip() for t in args.tags.split(",") if t.strip())
     try:
         _, meta = run_bundle(args.bundle, args.out, tags)
-    except BundleError as err:
+    except fmt.BundleError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fmt.EXIT_BAD_INPUT
     for tag, rows in meta["agreement"].items():
         for r in rows:
             print(f"{tag} layer {r['layer']} ({r['name']}): accumulators equal "

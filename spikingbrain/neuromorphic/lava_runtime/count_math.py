@@ -17,6 +17,10 @@ import math
 
 import numpy as np
 
+__all__ = ["SCHEMES", "VTH_MAX", "VTH_MIN", "chain_reference", "count_limits", "encode_counts",
+           "expand_spikes", "finish_output", "group_bounds", "integer_accumulators", "scheme_name",
+           "to_rails", "value_range"]
+
 VTH_MIN, VTH_MAX = 1e-5, 1e4
 
 #: scheme name -> (signed, bitwise, twos_complement)

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from importlib import import_module
 
 import numpy as np
 
-if __package__:  # inside the spikingbrain package
-    from .bundle_format import TAGS, Bundle, BundleError
-else:  # run from this folder without the package (the Lava environment)
-    from bundle_format import TAGS, Bundle, BundleError  # type: ignore[no-redef]
-if __package__:  # inside the spikingbrain package
-    from .count_math import SCHEMES, finish_output, group_bounds, to_rails
-else:  # run from this folder without the package (the Lava environment)
-    from count_math import SCHEMES, finish_output, group_bounds, to_rails  # type: ignore[no-redef]
+__all__ = ["Schedule", "build_network", "expand_weights", "lava_version", "run_lava",
+           "source_schedule"]
+
+
+def _sibling(name: str):
+    """Module ``name`` of this folder, inside the package or run from the folder itself."""
+    return import_module(f".{name}", __package__) if __package__ else import_module(name)
+
+
+fmt = _sibling("bundle_format")
+cm = _sibling("count_math")
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,11 @@ class Schedule:
 def source_schedule(spikes: np.ndarray, scheme: str, sched: Schedule) -> np.ndarray:
     """Lay the bundle's ``[n, T, d]`` input trains out as a replay array ``[d or 2d, steps]``."""
     n, T, d = spikes.shape
-    rails = 1 if SCHEMES[scheme][0] else 2
+    rails = 1 if cm.SCHEMES[scheme][0] else 2
     data = np.zeros((rails * d, sched.num_steps), dtype=np.int32)
     for j in range(n):
         start = sched.base[0] + j * sched.period - 1
-        data[:, start:start + T] = to_rails(spikes[j].T.astype(np.int32), scheme)
+        data[:, start:start + T] = cm.to_rails(spikes[j].T.astype(np.int32), scheme)
     return data
 
 
@@ -64,12 +68,12 @@ def expand_weights(qdata: np.ndarray, group_size: int, scheme: str
     """
     q = np.asarray(qdata, dtype=np.int32)
     out, d = q.shape
-    bounds = group_bounds(d, group_size)
+    bounds = cm.group_bounds(d, group_size)
     W = np.zeros((out, len(bounds), d), dtype=np.int32)
     for g, (a, b) in enumerate(bounds):
         W[:, g, a:b] = q[:, a:b]
     W = W.reshape(out * len(bounds), d)
-    if not SCHEMES[scheme][0]:
+    if not cm.SCHEMES[scheme][0]:
         W = np.concatenate([W, -W], axis=1)
     return np.maximum(W, 0), np.minimum(W, 0)
 
@@ -86,29 +90,25 @@ def lava_version() -> str:
 
 def _processes():
     """The Lava processes and their models (imports lava-nc)."""
-    if __package__:
-        from .lava_processes import lava_models
-    else:  # run from this folder without the package
-        from lava_processes import lava_models  # type: ignore[no-redef]
-    return lava_models()
+    return _sibling("lava_processes").lava_models()
 
 
 def _check_fixed_point(layers: list[dict]) -> None:
     for li, L in enumerate(layers):
         qmax = int(np.abs(L["qdata"].astype(np.int32)).max(initial=0))
         if qmax > 255:
-            raise BundleError(
+            raise fmt.BundleError(
                 f"layer {li} has weight codes up to |{qmax}|; Lava's fixed-point Dense holds "
                 f"single-signed weights up to 255: run with --tags floating_pt only")
 
 
-def _encoder(procs, bundle: Bundle, li: int, sched: Schedule):
+def _encoder(procs, bundle: fmt.Bundle, li: int, sched: Schedule):
     """The Encoder process that turns layer ``li - 1``'s accumulators into layer ``li``'s
     spikes."""
     P, L = bundle.layers[li - 1], bundle.layers[li]
     return procs.Encoder(
         n_in=P["out_features"] * P["n_groups"], n_out=L["in_features"],
-        n_tokens=bundle.meta["n_tokens"], rails=1 if SCHEMES[L["scheme"]][0] else 2,
+        n_tokens=bundle.meta["n_tokens"], rails=1 if cm.SCHEMES[L["scheme"]][0] else 2,
         base=sched.base[li], period=sched.period, window=L["T"], scheme=L["scheme"],
         k=float(L["k"]), max_count=L["max_count"],
         scale_prev=np.asarray(P["scale"], np.float64),
@@ -118,7 +118,7 @@ def _encoder(procs, bundle: Bundle, li: int, sched: Schedule):
         use_vth_port=li > 1)
 
 
-def build_network(bundle: Bundle, sched: Schedule) -> tuple:
+def build_network(bundle: fmt.Bundle, sched: Schedule) -> tuple:
     """Processes of the bundle's chain, connected: ``(source, accumulators, encoders)``."""
     from lava.proc.dense.process import Dense
 
@@ -129,7 +129,7 @@ def build_network(bundle: Bundle, sched: Schedule) -> tuple:
                                                  layers[0]["scheme"], sched))
     prev_out, accs, encs = src.s_out, [], []
     for li, L in enumerate(layers):
-        signed, bitwise, twos = SCHEMES[L["scheme"]]
+        signed, bitwise, twos = cm.SCHEMES[L["scheme"]]
         if li > 0:
             enc = _encoder(procs, bundle, li, sched)
             accs[-1].s_out.connect(enc.a_in)
@@ -150,7 +150,7 @@ def build_network(bundle: Bundle, sched: Schedule) -> tuple:
     return src, accs, encs
 
 
-def _read_back(bundle: Bundle, accs: list, encs: list) -> dict:
+def _read_back(bundle: fmt.Bundle, accs: list, encs: list) -> dict:
     """Per layer ``acc``, ``counts``, ``vth``, ``y`` read from the (still running) processes."""
     n = bundle.meta["n_tokens"]
     out: dict = {"layers": []}
@@ -168,21 +168,21 @@ def _read_back(bundle: Bundle, accs: list, encs: list) -> dict:
             counts = np.rint(np.asarray(encs[li - 1].counts.get())).astype(np.int64)
             vth = np.asarray(encs[li - 1].vth.get(), np.float64)
             n_sat += int(np.asarray(encs[li - 1].n_saturated.get())[0])
-        y = finish_output(acc_i, vth, L["scale"], L["bias"])
+        y = cm.finish_output(acc_i, vth, L["scale"], L["bias"])
         out["layers"].append({"acc": acc_i, "counts": counts, "vth": vth, "y": y})
     out["n_saturated"] = n_sat
     return out
 
 
-def run_lava(bundle: Bundle, tag: str) -> dict:
+def run_lava(bundle: fmt.Bundle, tag: str) -> dict:
     """Build the Lava network of ``bundle``, run it with ``Loihi2SimCfg(select_tag=tag)``.
 
     Returns a dict with per layer ``acc`` (int64 ``[n, out, G]``), ``counts`` (int64 ``[n, in]``),
     ``vth`` (float64 ``[n]``) and ``y`` (float64 ``[n, out]``, finished on the host), plus
     ``num_steps``, ``build_s``, ``run_s`` and ``n_saturated``.
     """
-    if tag not in TAGS:
-        raise ValueError(f"unknown tag {tag!r}; choose from {TAGS}")
+    if tag not in fmt.TAGS:
+        raise ValueError(f"unknown tag {tag!r}; choose from {fmt.TAGS}")
     t0 = time.perf_counter()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg

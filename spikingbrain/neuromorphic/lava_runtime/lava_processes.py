@@ -12,30 +12,18 @@ functions are plain module functions, so each piece stays small and readable.
 
 from __future__ import annotations
 
+from importlib import import_module
 from types import SimpleNamespace
 
 import numpy as np
 
-if __package__:  # inside the spikingbrain package
-    from .count_math import (
-        SCHEMES,
-        count_limits,
-        encode_counts,
-        expand_spikes,
-        finish_output,
-        scheme_name,
-        to_rails,
-    )
-else:  # run from this folder without the package (the Lava environment)
-    from count_math import (  # type: ignore[no-redef]
-        SCHEMES,
-        count_limits,
-        encode_counts,
-        expand_spikes,
-        finish_output,
-        scheme_name,
-        to_rails,
-    )
+
+def _sibling(name: str):
+    """Module ``name`` of this folder, inside the package or run from the folder itself."""
+    return import_module(f".{name}", __package__) if __package__ else import_module(name)
+
+
+cm = _sibling("count_math")
 
 __all__ = ["lava_models"]
 
@@ -93,17 +81,17 @@ def _encode_step(self) -> None:
         G = self.scale_prev.shape[1]
         vth_prev = float(vth_in[0]) if use_port else float(self.vth_prev[j])
         a = np.asarray(acc).reshape(1, -1, G)
-        y = finish_output(a, np.array([vth_prev]), self.scale_prev, self.bias_prev)
-        counts, vth, n_sat = encode_counts(y, k, None if max_count < 0 else max_count)
-        scheme = scheme_name(bool(p[4]), bool(p[5]), bool(p[6]))
-        lo, hi = count_limits(scheme, window)
+        y = cm.finish_output(a, np.array([vth_prev]), self.scale_prev, self.bias_prev)
+        counts, vth, n_sat = cm.encode_counts(y, k, None if max_count < 0 else max_count)
+        scheme = cm.scheme_name(bool(p[4]), bool(p[5]), bool(p[6]))
+        lo, hi = cm.count_limits(scheme, window)
         n_sat += int(((counts < lo) | (counts > hi)).sum())
         counts = np.clip(counts, lo, hi)  # a window too short saturates (reported)
         self.counts[j] = counts[0]
         self.vth[j] = vth[0]
         self.vth_prev[j] = vth_prev
         self.n_saturated[0] = self.n_saturated[0] + n_sat
-        self.trains[j] = to_rails(expand_spikes(counts[0], scheme, window).T, scheme).T
+        self.trains[j] = cm.to_rails(cm.expand_spikes(counts[0], scheme, window).T, scheme).T
     # 2. emit the spike train of the token whose window is running
     slot = _slot(step, base, period, window, n)
     if slot is None:
@@ -173,7 +161,7 @@ def _process_classes(L: SimpleNamespace) -> tuple[type, type, type]:
                      scale_prev: np.ndarray, bias_prev: np.ndarray, vth_first: np.ndarray,
                      use_vth_port: bool, **kwargs) -> None:
             super().__init__(**kwargs)
-            signed, bitwise, twos = SCHEMES[scheme]
+            signed, bitwise, twos = cm.SCHEMES[scheme]
             self.a_in = L.InPort(shape=(n_in,))
             self.vth_in = L.InPort(shape=(1,))
             self.s_out = L.OutPort(shape=(rails * n_out,))
@@ -193,98 +181,54 @@ def _process_classes(L: SimpleNamespace) -> tuple[type, type, type]:
     return SpikeSource, Accumulator, Encoder
 
 
-def _source_models(L: SimpleNamespace, SpikeSource: type) -> tuple[type, type]:
-    """Floating- and fixed-point models of SpikeSource."""
-
-    @L.implements(proc=SpikeSource, protocol=L.LoihiProtocol)
-    @L.requires(L.CPU)
-    @L.tag("floating_pt")
-    class SourceFloat(L.PyLoihiProcessModel):
-        run_spk = _source_step
-        s_out: L.PyOutPort = L.LavaPyType(L.PyOutPort.VEC_DENSE, float)
-        data: np.ndarray = L.LavaPyType(np.ndarray, float)
-
-    @L.implements(proc=SpikeSource, protocol=L.LoihiProtocol)
-    @L.requires(L.CPU)
-    @L.tag("fixed_pt")
-    class SourceFixed(L.PyLoihiProcessModel):
-        run_spk = _source_step
-        s_out: L.PyOutPort = L.LavaPyType(L.PyOutPort.VEC_DENSE, np.int32, precision=2)
-        data: np.ndarray = L.LavaPyType(np.ndarray, np.int32, precision=2)
-
-    return SourceFloat, SourceFixed
-
-
-def _accumulator_models(L: SimpleNamespace, Accumulator: type) -> tuple[type, type]:
-    """Floating- and fixed-point models of Accumulator."""
-
-    @L.implements(proc=Accumulator, protocol=L.LoihiProtocol)
-    @L.requires(L.CPU)
-    @L.tag("floating_pt")
-    class AccFloat(L.PyLoihiProcessModel):
-        run_spk = _accumulate_step
-        a_in: L.PyInPort = L.LavaPyType(L.PyInPort.VEC_DENSE, float)
-        s_out: L.PyOutPort = L.LavaPyType(L.PyOutPort.VEC_DENSE, float)
-        acc: np.ndarray = L.LavaPyType(np.ndarray, float)
-        results: np.ndarray = L.LavaPyType(np.ndarray, float)
-        params: np.ndarray = L.LavaPyType(np.ndarray, np.int64)
-
-    @L.implements(proc=Accumulator, protocol=L.LoihiProtocol)
-    @L.requires(L.CPU)
-    @L.tag("fixed_pt")
-    class AccFixed(L.PyLoihiProcessModel):
-        run_spk = _accumulate_step
-        a_in: L.PyInPort = L.LavaPyType(L.PyInPort.VEC_DENSE, np.int32, precision=24)
-        s_out: L.PyOutPort = L.LavaPyType(L.PyOutPort.VEC_DENSE, np.int64, precision=32)
-        acc: np.ndarray = L.LavaPyType(np.ndarray, np.int64, precision=32)
-        results: np.ndarray = L.LavaPyType(np.ndarray, np.int64, precision=32)
-        params: np.ndarray = L.LavaPyType(np.ndarray, np.int64)
-
-    return AccFloat, AccFixed
+#: per process: port/variable name -> (kind, floating_pt type, fixed_pt type); a type is a dtype
+#: or ``(dtype, precision in bits)``. The encoder is a float computation by definition
+#: (Vth = mean|y|/k): its fixed-point model keeps float64 arithmetic on the CPU and exchanges
+#: integers with the Dense processes and accumulators.
+_SOURCE_VARS = {
+    "s_out": ("out", float, (np.int32, 2)),
+    "data": ("var", float, (np.int32, 2)),
+}
+_ACCUMULATOR_VARS = {
+    "a_in": ("in", float, (np.int32, 24)),
+    "s_out": ("out", float, (np.int64, 32)),
+    "acc": ("var", float, (np.int64, 32)),
+    "results": ("var", float, (np.int64, 32)),
+    "params": ("var", np.int64, np.int64),
+}
+_ENCODER_VARS = {
+    "a_in": ("in", float, (np.int64, 32)),
+    "vth_in": ("in", float, float),
+    "s_out": ("out", float, (np.int32, 2)),
+    "vth_out": ("out", float, float),
+    **{name: ("var", float, float) for name in ("scale_prev", "bias_prev", "vth_prev", "vth",
+                                                  "params")},
+    "counts": ("var", np.int64, np.int64),
+    "trains": ("var", float, (np.int32, 2)),
+    "n_saturated": ("var", np.int64, np.int64),
+}
+_TAGS = ("floating_pt", "fixed_pt")
 
 
-def _encoder_models(L: SimpleNamespace, Encoder: type) -> tuple[type, type]:
-    """Floating- and fixed-point models of Encoder."""
+def _lava_type(L: SimpleNamespace, kind: str, spec: object) -> object:
+    """``LavaPyType`` of a port (``kind`` "in"/"out") or a variable ("var")."""
+    dtype, precision = spec if isinstance(spec, tuple) else (spec, None)
+    container = {"in": L.PyInPort.VEC_DENSE, "out": L.PyOutPort.VEC_DENSE, "var": np.ndarray}[kind]
+    if precision is None:
+        return L.LavaPyType(container, dtype)
+    return L.LavaPyType(container, dtype, precision=precision)
 
-    @L.implements(proc=Encoder, protocol=L.LoihiProtocol)
-    @L.requires(L.CPU)
-    @L.tag("floating_pt")
-    class EncFloat(L.PyLoihiProcessModel):
-        run_spk = _encode_step
-        a_in: L.PyInPort = L.LavaPyType(L.PyInPort.VEC_DENSE, float)
-        vth_in: L.PyInPort = L.LavaPyType(L.PyInPort.VEC_DENSE, float)
-        s_out: L.PyOutPort = L.LavaPyType(L.PyOutPort.VEC_DENSE, float)
-        vth_out: L.PyOutPort = L.LavaPyType(L.PyOutPort.VEC_DENSE, float)
-        scale_prev: np.ndarray = L.LavaPyType(np.ndarray, float)
-        bias_prev: np.ndarray = L.LavaPyType(np.ndarray, float)
-        vth_prev: np.ndarray = L.LavaPyType(np.ndarray, float)
-        counts: np.ndarray = L.LavaPyType(np.ndarray, np.int64)
-        vth: np.ndarray = L.LavaPyType(np.ndarray, float)
-        trains: np.ndarray = L.LavaPyType(np.ndarray, float)
-        params: np.ndarray = L.LavaPyType(np.ndarray, float)
-        n_saturated: np.ndarray = L.LavaPyType(np.ndarray, np.int64)
 
-    # The encoder is a float computation by definition (Vth = mean|y|/k); its fixed-point model
-    # keeps float64 arithmetic on the CPU and exchanges integers with the Dense/accumulators.
-    @L.implements(proc=Encoder, protocol=L.LoihiProtocol)
-    @L.requires(L.CPU)
-    @L.tag("fixed_pt")
-    class EncFixed(L.PyLoihiProcessModel):
-        run_spk = _encode_step
-        a_in: L.PyInPort = L.LavaPyType(L.PyInPort.VEC_DENSE, np.int64, precision=32)
-        vth_in: L.PyInPort = L.LavaPyType(L.PyInPort.VEC_DENSE, float)
-        s_out: L.PyOutPort = L.LavaPyType(L.PyOutPort.VEC_DENSE, np.int32, precision=2)
-        vth_out: L.PyOutPort = L.LavaPyType(L.PyOutPort.VEC_DENSE, float)
-        scale_prev: np.ndarray = L.LavaPyType(np.ndarray, float)
-        bias_prev: np.ndarray = L.LavaPyType(np.ndarray, float)
-        vth_prev: np.ndarray = L.LavaPyType(np.ndarray, float)
-        counts: np.ndarray = L.LavaPyType(np.ndarray, np.int64)
-        vth: np.ndarray = L.LavaPyType(np.ndarray, float)
-        trains: np.ndarray = L.LavaPyType(np.ndarray, np.int32, precision=2)
-        params: np.ndarray = L.LavaPyType(np.ndarray, float)
-        n_saturated: np.ndarray = L.LavaPyType(np.ndarray, np.int64)
-
-    return EncFloat, EncFixed
+def _models(L: SimpleNamespace, proc: type, run_spk, table: dict) -> dict[str, type]:
+    """``{tag: process model class}`` of ``proc`` for both tags, built from ``table``."""
+    models = {}
+    for i, tag in enumerate(_TAGS):
+        attrs = {name: _lava_type(L, kind, specs[i]) for name, (kind, *specs) in table.items()}
+        attrs.update(run_spk=run_spk, __module__=__name__)
+        cls = type(f"{proc.__name__}_{tag}", (L.PyLoihiProcessModel,), attrs)
+        cls = L.implements(proc=proc, protocol=L.LoihiProtocol)(L.requires(L.CPU)(L.tag(tag)(cls)))
+        models[tag] = cls
+    return models
 
 
 _CACHE: dict = {}
@@ -295,12 +239,11 @@ def lava_models() -> SimpleNamespace:
     lava-nc on the first call; cached)."""
     if not _CACHE:
         L = _lava_api()
-        SpikeSource, Accumulator, Encoder = _process_classes(L)
-        src_f, src_x = _source_models(L, SpikeSource)
-        acc_f, acc_x = _accumulator_models(L, Accumulator)
-        enc_f, enc_x = _encoder_models(L, Encoder)
+        procs = _process_classes(L)
+        per_proc = [_models(L, proc, run, table) for proc, run, table in zip(
+            procs, (_source_step, _accumulate_step, _encode_step),
+            (_SOURCE_VARS, _ACCUMULATOR_VARS, _ENCODER_VARS))]
         _CACHE["ns"] = SimpleNamespace(
-            SpikeSource=SpikeSource, Accumulator=Accumulator, Encoder=Encoder,
-            models={"floating_pt": {SpikeSource: src_f, Accumulator: acc_f, Encoder: enc_f},
-                    "fixed_pt": {SpikeSource: src_x, Accumulator: acc_x, Encoder: enc_x}})
+            SpikeSource=procs[0], Accumulator=procs[1], Encoder=procs[2],
+            models={tag: {proc: m[tag] for proc, m in zip(procs, per_proc)} for tag in _TAGS})
     return _CACHE["ns"]
