@@ -37,6 +37,7 @@ from spikingbrain.analysis.stats import (
     window_for,
 )
 from spikingbrain.coding import get_scheme
+from spikingbrain.converter.convert import model_footprint
 from spikingbrain.neurons.emitter import ObserverHandle, SpikeEmitter, SpikeRecord
 
 __all__ = ["SpikeMonitor", "model_footprint", "monitor"]
@@ -66,23 +67,6 @@ class _Acc:
     sample: torch.Tensor | None = None
     sample_vth: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
-
-
-def model_footprint(model: nn.Module) -> tuple[int, int]:
-    """``(bytes, parameter count)`` of all unique parameters and buffers of ``model``.
-
-    >>> model_footprint(nn.Linear(4, 2))
-    (40, 10)
-    """
-    seen: set[int] = set()
-    nbytes = nparams = 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        nbytes += t.numel() * t.element_size()
-        nparams += t.numel()
-    return nbytes, nparams
 
 
 class SpikeMonitor:

@@ -38,6 +38,7 @@ __all__ = [
     "convert",
     "is_convertible",
     "memory_summary",
+    "model_footprint",
     "module_nbytes",
     "output_head_names",
     "set_mode",
@@ -239,17 +240,28 @@ def set_mode(model: nn.Module, mode: str) -> nn.Module:
     return model
 
 
-def module_nbytes(model: nn.Module) -> int:
-    """Bytes of all parameters and buffers (shared tensors counted once)."""
+def model_footprint(model: nn.Module) -> tuple[int, int]:
+    """``(bytes, values)`` of all parameters and buffers of ``model``, shared tensors counted
+    once (the NeuroBench footprint).
+
+    >>> model_footprint(nn.Linear(4, 2))
+    (40, 10)
+    """
     seen: set[tuple[int, int]] = set()
-    total = 0
+    nbytes = nvalues = 0
     for t in list(model.parameters()) + list(model.buffers()):
-        key = (t.data_ptr(), t.numel())
+        key = (t.data_ptr(), t.numel()) if t.device.type != "meta" else (id(t), t.numel())
         if key in seen:
             continue
         seen.add(key)
-        total += t.numel() * t.element_size()
-    return total
+        nbytes += t.numel() * t.element_size()
+        nvalues += t.numel()
+    return nbytes, nvalues
+
+
+def module_nbytes(model: nn.Module) -> int:
+    """Bytes of all parameters and buffers (shared tensors counted once)."""
+    return model_footprint(model)[0]
 
 
 @dataclass

@@ -43,6 +43,7 @@ from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.convert import spiking_layers
 from spikingbrain.converter.layer import SpikingLinear, is_conv1d
 from spikingbrain.utils.atomic import atomic_folder, recover_folder
+from spikingbrain.utils.dtypes import DTYPES, dtype_from_name, dtype_name
 
 __all__ = [
     "FORMAT",
@@ -59,13 +60,6 @@ SCHEMA_VERSION = 2
 FORMAT = "spikingbrain.converted"
 META_FILE = "spikingbrain_converted.json"
 WEIGHTS_FILE = "model.safetensors"
-
-_DTYPES = {str(d).removeprefix("torch."): d for d in
-           (torch.int8, torch.int16, torch.float32, torch.float16, torch.bfloat16, torch.float64)}
-
-
-def _dtype_name(d: torch.dtype) -> str:
-    return str(d).removeprefix("torch.")
 
 
 def _sha256(path: Path) -> str:
@@ -98,7 +92,7 @@ def _hf_info(model: nn.Module) -> dict[str, Any] | None:
         return None
     floats = [p.dtype for p in model.parameters() if p.is_floating_point()]
     return {"class_name": type(model).__name__,
-            "dtype": _dtype_name(floats[0]) if floats else "float32"}
+            "dtype": dtype_name(floats[0]) if floats else "float32"}
 
 
 #: Environment variable naming a save stage at which the process signals itself: the
@@ -163,9 +157,9 @@ def _write_folder(model: nn.Module, layers: dict[str, SpikingLinear], folder: Pa
                 "in_features": m.in_features,
                 "out_features": m.out_features,
                 "group_size": m.group_size,
-                "qdata_dtype": _dtype_name(m.qdata.dtype),
+                "qdata_dtype": dtype_name(m.qdata.dtype),
                 "bias": m.bias is not None,
-                "bias_dtype": _dtype_name(m.bias.dtype) if m.bias is not None else None,
+                "bias_dtype": dtype_name(m.bias.dtype) if m.bias is not None else None,
                 "n_out_of_range": m.n_out_of_range,
                 "config": m.config.to_dict(),
             }
@@ -265,15 +259,15 @@ def _build_hf(folder: Path, meta: dict[str, Any]) -> nn.Module:
         raise ValueError(f"transformers has no model class {hf['class_name']!r}; pass "
                          f"model=... to load_converted")
     model = cls(config)
-    dtype = _DTYPES.get(hf.get("dtype", "float32"), torch.float32)
+    dtype = DTYPES.get(hf.get("dtype", "float32"), torch.float32)
     return model.to(dtype).eval()
 
 
 def _shell(spec: dict[str, Any], where: str) -> SpikingLinear:
     try:
         cfg = SpikeConfig.from_dict(spec["config"])
-        qd = _DTYPES[spec["qdata_dtype"]]
-        bd = _DTYPES[spec["bias_dtype"]] if spec["bias"] else torch.float32
+        qd = dtype_from_name(spec["qdata_dtype"])
+        bd = dtype_from_name(spec["bias_dtype"]) if spec["bias"] else torch.float32
         layer = SpikingLinear(spec["in_features"], spec["out_features"], cfg,
                               bias=spec["bias"], qdata_dtype=qd, bias_dtype=bd)
     except (KeyError, TypeError) as err:
