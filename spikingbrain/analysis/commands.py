@@ -81,10 +81,16 @@ def _spike_config(k, scheme, T, max_count, granularity, group_size, mode):
 
 
 def register(app: typer.Typer) -> None:
-    """Add this subpackage's commands to ``app``."""
+    """Add this subpackage's commands (energy, analyze, sweep-k) to ``app``."""
     from spikingbrain.analysis.energy_cli import register_energy
 
     register_energy(app)
+    _register_analyze(app)
+    _register_sweep_k(app)
+
+
+def _register_analyze(app: typer.Typer) -> None:
+    """Add ``analyze`` to ``app``."""
 
     @app.command("analyze")
     def analyze(
@@ -152,6 +158,11 @@ def register(app: typer.Typer) -> None:
                       f"{100 * s['sparsity']:.1f} %, silent {100 * s['silent_fraction']:.1f} %",
                       highlight=False)
         console.print(f"report written to {out}/index.html", highlight=False)
+
+
+
+def _register_sweep_k(app: typer.Typer) -> None:
+    """Add ``sweep-k`` to ``app``."""
 
     @app.command("sweep-k")
     def sweep_k(
