@@ -40,11 +40,15 @@ $(LAVA_VENV)/.stamp: tools/find_python.sh
 
 test: $(VENV)/.stamp $(LAVA_VENV)/.stamp
 	SPIKINGBRAIN_LAVA_PYTHON=$(abspath $(LAVA_VENV))/bin/python MPLBACKEND=Agg SPIKINGBRAIN_STRICT_SKIPS=1 \
-	  $(PY) -m pytest -n 2 -m "not slow and not gpu and not benchmark" $(PYTEST_ARGS)
+	  $(PY) -m pytest -n 2 -m "not slow and not gpu" $(PYTEST_ARGS)
 
+# slow tests (full k sweep, 16M-count round trips) and the property tests under the thorough
+# hypothesis profile (1000 examples each)
 test-slow: $(VENV)/.stamp $(LAVA_VENV)/.stamp
-	SPIKINGBRAIN_LAVA_PYTHON=$(abspath $(LAVA_VENV))/bin/python MPLBACKEND=Agg \
-	  $(PY) -m pytest -m slow $(PYTEST_ARGS)
+	SPIKINGBRAIN_LAVA_PYTHON=$(abspath $(LAVA_VENV))/bin/python MPLBACKEND=Agg SPIKINGBRAIN_STRICT_SKIPS=1 \
+	  $(PY) -m pytest -n 2 -m slow $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=thorough MPLBACKEND=Agg SPIKINGBRAIN_STRICT_SKIPS=1 \
+	  $(PY) -m pytest -n 2 -m "not slow and not gpu" tests/coding tests/neurons $(PYTEST_ARGS)
 
 test-gpu: $(VENV)/.stamp
 	$(PY) -m pytest -m gpu $(PYTEST_ARGS)

@@ -44,3 +44,7 @@ def version() -> None:
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m spikingbrain.cli
+    main()

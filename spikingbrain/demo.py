@@ -61,7 +61,8 @@ def coding_stage(x: Any, out_dir: Path, layer: str = DEMO_LAYER, k: float = 3.0)
     for col, just in (("scheme", "left"), ("encodes", "left"), ("T", "right"),
                       ("spikes/channel", "right"), ("firing rate", "right"),
                       ("sparsity", "right"), ("exact", "center")):
-        table.add_column(col, justify=just)
+        table.add_column(col, justify=just, no_wrap=True,
+                         min_width=max(map(len, scheme_names())) if col == "scheme" else None)
     for scheme in scheme_names():
         spec = get_scheme(scheme)
         values = c if spec.signed else c.abs()
@@ -76,7 +77,9 @@ def coding_stage(x: Any, out_dir: Path, layer: str = DEMO_LAYER, k: float = 3.0)
         table.add_row(scheme, "c" if spec.signed else "|c|", str(T),
                       f"{row['spikes_per_channel']:.2f}", f"{row['firing_rate']:.3f}",
                       f"{row['sparsity']:.1%}", "yes" if exact else "NO")
-    Console().print(table)
+    # never truncate the scheme names, also on a narrow or non-terminal console
+    console = Console()
+    Console(width=max(console.width, 110)).print(table)
     a = c.abs()
     typer.echo(f"counts: |c| <= 7 for {(a <= 7).float().mean():.1%}, > 16 for "
                f"{(a > 16).float().mean():.2%}, silent channels {(a == 0).float().mean():.1%}, "

@@ -23,6 +23,27 @@ def device(request) -> str:
     return request.param
 
 
+def _strict() -> bool:
+    return os.environ.get("SPIKINGBRAIN_STRICT_SKIPS") == "1"
+
+
+def _reason(report) -> str:
+    return report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """Under ``make test`` a module skipped while it is collected (a module-level
+    ``pytest.importorskip`` whose import is missing) fails too: the runtest hook below never
+    sees such modules, which would otherwise vanish from the run silently."""
+    outcome = yield
+    report = outcome.get_result()
+    if _strict() and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped while collecting under make test, where it must run: " \
+                          f"{_reason(report)}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under ``make test`` (SPIKINGBRAIN_STRICT_SKIPS=1) a skip is a failure.
@@ -33,8 +54,6 @@ def pytest_runtest_makereport(item, call):
     """
     outcome = yield
     report = outcome.get_result()
-    strict = os.environ.get("SPIKINGBRAIN_STRICT_SKIPS") == "1"
-    if strict and report.skipped and item.get_closest_marker("gpu") is None:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    if _strict() and report.skipped and item.get_closest_marker("gpu") is None:
         report.outcome = "failed"
-        report.longrepr = f"skipped under make test, where it must run: {reason}"
+        report.longrepr = f"skipped under make test, where it must run: {_reason(report)}"

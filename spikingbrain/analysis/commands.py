@@ -1,27 +1,53 @@
-"""CLI commands of `spikingbrain.analysis`: ``energy``, ``analyze`` and ``sweep-k``.
+"""CLI commands of `spikingbrain.analysis`: ``analyze`` and ``sweep-k`` (``energy`` lives in
+:mod:`spikingbrain.analysis.energy_cli`).
 
 Heavy imports (transformers, matplotlib, the converter) happen inside the command bodies.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-_TABLE_HELP = ("Energy table: 'horowitz-45nm', 'spikingbrain-report' (alias 'report'), or a "
-               "JSON/TOML file with name, source, fp16_mac, int8_mac, int8_add in pJ.")
+from spikingbrain.analysis.energy_cli import TABLE_HELP as _TABLE_HELP
+from spikingbrain.utils.cli_checks import (
+    UsageError,
+    check_existing_dir,
+    check_finite,
+    check_out_dir,
+    check_text_file,
+    usage_errors,
+)
 
 
 def _parse_ks(text: str) -> list[float]:
+    parts = [x.strip() for x in text.split(",") if x.strip()]
+    if not parts:
+        raise UsageError("--k needs at least one value, e.g. 2,2.5,3")
+    return [check_finite(x, "--k", positive=True) for x in parts]
+
+
+def _check_common(model_dir: Path, text: Path | None, out: Path, table: str,
+                  memory: str | None = None, tokenizer: Path | None = None) -> str:
+    """Every argument shared by analyze and sweep-k, checked before a model is loaded;
+    returns the MODEL_DIR kind (embedded, float, converted)."""
+    from spikingbrain.analysis.energy import load_table
+    from spikingbrain.converter.folder import folder_kind
+
+    kind = folder_kind(model_dir)
+    if text is not None:
+        check_text_file(text, "--text")
+    check_out_dir(out, "--out")
     try:
-        ks = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"--k must be comma-separated numbers like 2,2.5,3, got {text!r}")
-    if not ks or any(k <= 0 for k in ks):
-        raise typer.BadParameter("--k needs at least one positive value")
-    return ks
+        t = load_table(table)
+        if memory is not None:
+            t.read_pj_per_byte(memory)
+    except ValueError as err:
+        raise UsageError(f"--table/--memory: {err}") from None
+    if tokenizer is not None:
+        check_existing_dir(tokenizer, "--tokenizer")
+    return kind
 
 
 def _sentences(text: Path | None, n: int) -> tuple[list[str], str]:
@@ -46,73 +72,32 @@ def _progress():
 def _spike_config(k, scheme, T, max_count, granularity, group_size, mode):
     from spikingbrain.converter import SpikeConfig
 
+    check_finite(k, "--k", positive=True)
     try:
         return SpikeConfig(k=k, scheme=scheme, T=T, max_count=max_count,
                            granularity=granularity, group_size=group_size, mode=mode)
     except (TypeError, ValueError) as err:
-        raise typer.BadParameter(str(err))
+        raise UsageError(str(err)) from None
 
 
 def register(app: typer.Typer) -> None:
-    """Add this subpackage's commands to ``app``."""
+    """Add this subpackage's commands (energy, analyze, sweep-k) to ``app``."""
+    from spikingbrain.analysis.energy_cli import register_energy
 
-    @app.command("energy")
-    def energy(
-        mean_spikes: float = typer.Option(..., "--mean-spikes", min=0.0,
-                                          help="Mean spikes per input channel (e.g. 1.13 for "
-                                               "SpikingBrain-7B at k=3)."),
-        table: str = typer.Option("spikingbrain-report", "--table", help=_TABLE_HELP),
-        precision: int = typer.Option(3, "--precision", min=0, max=12,
-                                      help="Decimals of pJ the spiking energy is rounded to "
-                                           "before ratios are taken (the report rounds to 3)."),
-        exact: bool = typer.Option(False, "--exact", help="Do not round before taking ratios."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    ) -> None:
-        """Energy per MAC of FP16, INT8 and event-driven spiking layers (spikes x INT8 add).
+    register_energy(app)
+    _register_analyze(app)
+    _register_sweep_k(app)
 
-        Example: spikingbrain energy --mean-spikes 1.13 prints 0.034 pJ per MAC, 97.7 % below
-        an FP16 MAC and 85.2 % below an INT8 MAC (the SpikingBrain report's figures).
-        """
-        from rich.console import Console
-        from rich.table import Table
 
-        from spikingbrain.analysis.energy import load_table, per_mac_energy
-
-        try:
-            t = load_table(table)
-        except ValueError as err:
-            raise typer.BadParameter(str(err), param_hint="--table")
-        e = per_mac_energy(mean_spikes, t, None if exact else precision)
-        if as_json:
-            typer.echo(json.dumps(e.to_dict() | {"source": t.source}, indent=2))
-            return
-        console = Console()
-        tab = Table(title=f"Energy per MAC ({t.name})", caption=t.source)
-        for col in ("operation", "energy / MAC", "spiking saves", "ratio to spiking"):
-            tab.add_column(col, justify="right" if col != "operation" else "left")
-        tab.add_row("FP16 MAC", f"{e.fp16_pj:.3f} pJ", f"{100 * e.reduction_vs_fp16:.1f} %",
-                    f"{e.speedup_vs_fp16:.2f}x")
-        tab.add_row("INT8 MAC", f"{e.int8_pj:.3f} pJ", f"{100 * e.reduction_vs_int8:.1f} %",
-                    f"{e.speedup_vs_int8:.2f}x")
-        digits = 6 if exact else precision
-        tab.add_row(f"spiking: {mean_spikes:g} spikes x INT8 add ({t.int8_add:g} pJ)",
-                    f"{e.spiking_pj:.{digits}f} pJ", "-", "1.00x")
-        console.print(tab)
-        console.print(
-            f"Spiking: {e.spiking_pj:.{digits}f} pJ per MAC, "
-            f"{100 * e.reduction_vs_fp16:.1f} % below FP16 and "
-            f"{100 * e.reduction_vs_int8:.1f} % below INT8 ({e.speedup_vs_int8:.2f}x vs INT8).",
-            highlight=False)
-        if not exact:
-            console.print(f"(ratios use the spiking energy rounded to {precision} decimals, as "
-                          f"the report does; --exact for unrounded ratios)", style="dim",
-                          highlight=False)
+def _register_analyze(app: typer.Typer) -> None:
+    """Add ``analyze`` to ``app``."""
 
     @app.command("analyze")
     def analyze(
         model_dir: Path = typer.Argument(..., help="Local Hugging Face model folder (float; "
-                                         "converted here) or a folder saved by "
-                                         "spikingbrain.converter.save_converted."),
+                                         "converted on the fly), a folder written by "
+                                         "'spikingbrain convert', or 'minilm' for the "
+                                         "embedded all-MiniLM-L6-v2."),
         text: Path | None = typer.Option(None, "--text", help="UTF-8 text file, one "
                                             "sequence per line (default: standard-library "
                                             "sentences)."),
@@ -150,18 +135,15 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from spikingbrain.analysis.energy import load_table
         from spikingbrain.analysis.pipeline import analyze as run
         from spikingbrain.analysis.pipeline import load_model_dir
 
-        try:
-            load_table(table)
-        except ValueError as err:
-            raise typer.BadParameter(str(err), param_hint="--table")
-        cfg = _spike_config(k, scheme, T, max_count, granularity, group_size, mode)
-        sentences, source = _sentences(text, n_sentences)
+        with usage_errors():
+            _check_common(model_dir, text, out, table, memory, tokenizer)
+            cfg = _spike_config(k, scheme, T, max_count, granularity, group_size, mode)
+            sentences, source = _sentences(text, n_sentences)
         console = Console()
-        with console.status(f"loading {model_dir}"):
+        with console.status(f"loading {model_dir}"), usage_errors():
             loaded = load_model_dir(model_dir, cfg, tokenizer)
         with _progress() as prog:
             task = prog.add_task("monitoring", total=len(sentences))
@@ -177,9 +159,15 @@ def register(app: typer.Typer) -> None:
                       highlight=False)
         console.print(f"report written to {out}/index.html", highlight=False)
 
+
+
+def _register_sweep_k(app: typer.Typer) -> None:
+    """Add ``sweep-k`` to ``app``."""
+
     @app.command("sweep-k")
     def sweep_k(
-        model_dir: Path = typer.Argument(..., help="Local Hugging Face float model folder."),
+        model_dir: Path = typer.Argument(..., help="Local Hugging Face float model folder, or "
+                                         "'minilm' for the embedded all-MiniLM-L6-v2."),
         text: Path | None = typer.Option(None, "--text", help="UTF-8 text file, one "
                                             "sequence per line (default: standard-library "
                                             "sentences)."),
@@ -209,18 +197,18 @@ def register(app: typer.Typer) -> None:
         from spikingbrain.analysis.pipeline import load_model_dir
         from spikingbrain.analysis.pipeline import sweep_k as sw
         from spikingbrain.analysis.report import sweep_table_rows
-        from spikingbrain.utils.atomic import atomic_write
 
-        ks = _parse_ks(k)
-        cfg = _spike_config(3.0, scheme, None, None, granularity, group_size, "count")
-        sentences, source = _sentences(text, n_sentences)
+        with usage_errors():
+            ks = _parse_ks(k)
+            if _check_common(model_dir, text, out, table, tokenizer=tokenizer) == "converted":
+                raise UsageError(f"{model_dir} is a converted model with a fixed k; sweep-k "
+                                 f"needs the float model folder (or 'minilm')")
+            cfg = _spike_config(3.0, scheme, None, None, granularity, group_size, "count")
+            sentences, source = _sentences(text, n_sentences)
         console = Console()
-        with console.status(f"loading {model_dir}"):
+        with console.status(f"loading {model_dir}"), usage_errors():
             spiking, tok, float_model, info = load_model_dir(
                 model_dir, cfg.replace(k=ks[len(ks) // 2]), tokenizer)
-        if float_model is None:
-            raise typer.BadParameter("sweep-k needs a float model folder (a converted folder "
-                                     "has a fixed k)", param_hint="MODEL_DIR")
         with _progress() as prog:
             t_k = prog.add_task("k values", total=len(ks))
             t_s = prog.add_task("sentences", total=len(sentences) * (len(ks) + 1))
@@ -228,15 +216,13 @@ def register(app: typer.Typer) -> None:
                       max_length=max_length, table=table, window=window or None,
                       on_batch=lambda n: prog.advance(t_s, n),
                       on_k=lambda _k: prog.advance(t_k))
+            sweep_doc = {"k": ks, "rows": rows, "text": source, "config": cfg.to_dict()}
             run(None, out, sentences, model=(spiking, tok, float_model, info),
                 window=window or None, table=table, batch_size=batch_size,
                 max_length=max_length, text_source=source, sweep=rows,
-                on_batch=lambda n: prog.advance(t_s, n),
+                on_batch=lambda n: prog.advance(t_s, n), extra_json={"sweep.json": sweep_doc},
                 title=f"k sweep of {Path(model_dir).name} (report at k = {ks[len(ks) // 2]:g})")
-        with atomic_write(out / "sweep.json", "w", encoding="utf-8") as f:
-            json.dump({"k": ks, "rows": rows, "text": source, "config": cfg.to_dict()}, f,
-                      indent=1, default=str)
-        _, body = sweep_table_rows(rows)
+        _, body = sweep_table_rows(rows, window or None)
         head = ["k", "|c|<=7", "|c|>16", "spikes/ch", "sparsity", f"sp. {window}-step",
                 "silent", "E spk/token", "E FP16/token", "cosine"]
         tab = Table(title=f"k sweep on {len(sentences)} sequences ({source})",

@@ -4,12 +4,21 @@ Spiking energy per MAC = mean spikes per channel x INT8 add (SpikingBrain report
 every spike adds one INT8 weight into each output, so a layer with ``n`` input channels and
 ``m`` outputs costs ``spikes x m`` additions against ``n x m`` multiply-accumulates.
 
+The report's figure leaves out the epilogue: with group-wise INT8 weight scales every output
+takes one float multiply-add per weight group (``G = n / group_size``: 28 for 3584 inputs in
+groups of 128), i.e. ``1 / group_size`` float MACs per MAC. We count it as its own entry
+(``epilogue_pj``, in the compute precision, FP32 by default), for the spiking and for the INT8
+layer alike (both apply the same group scales); the FP16 layer has none.
+
 >>> e = per_mac_energy(1.13, REPORT_TABLE)
 >>> round(e.spiking_pj, 4), round(100 * e.reduction_vs_fp16, 1), round(100 * e.reduction_vs_int8, 1)
 (0.0339, 97.7, 85.3)
 >>> e = per_mac_energy(1.13, REPORT_TABLE, precision=3)   # the report's rounding
->>> e.spiking_pj, round(100 * e.reduction_vs_int8, 1), round(e.speedup_vs_int8, 2)
+>>> e.spiking_pj, round(100 * e.reduction_vs_int8, 1), round(e.energy_ratio_int8_to_spiking, 2)
 (0.034, 85.2, 6.76)
+>>> g = per_mac_energy(1.13, REPORT_TABLE, group_size=128)  # with the group-scale epilogue
+>>> round(g.epilogue_pj, 4), round(g.spiking_total_pj, 4), round(100 * g.reduction_vs_int8, 1)
+(0.0359, 0.0698, 73.7)
 """
 
 from __future__ import annotations
@@ -43,6 +52,12 @@ ASSUMPTIONS = [
     "An event-driven spiking layer costs one INT8 addition per spike and output: energy per "
     "MAC = mean spikes per channel x E(INT8 add) (SpikingBrain report, section 5.5).",
     "Bitwise time weights 2^t are applied as free shifts (or folded into the accumulator).",
+    "Epilogue: with group-wise weight scales every output takes one float multiply-add per "
+    "weight group (G = in / group_size), in the compute precision (FP32 MAC by default, FP16 "
+    "MAC when the table has no FP32 entry), for the spiking and the INT8 layer alike; "
+    "counted as its own entry.",
+    "Unsigned schemes (binary, bitwise) run two polarity trains in the converter (positive "
+    "and negative parts): both count in the sparsity and firing-rate slots.",
     "Optional weight fetch: INT8 weights (FP16: 2 bytes) read once per token from the chosen "
     "memory level; the spiking layer fetches only the weight rows of active (non-zero) "
     "input channels, the dense layers fetch all of them.",
@@ -58,8 +73,9 @@ OMISSIONS = [
     "inactive channels saves less than the per-channel fetch model suggests (Appendix C.2).",
     "Input-dependent sparsity: the figures hold for the measured text only; other inputs give "
     "other spike counts (Appendix C.2).",
-    "Computing the threshold Vth = mean(|x|)/k, the rounding to counts, and the per-token "
-    "rescaling (one multiply per output) are not counted.",
+    "Computing the threshold Vth = mean(|x|)/k and the rounding to counts (per input "
+    "channel), the final multiply by Vth and the bias add (one each per output) are not "
+    "counted; the group-scale multiply-adds of the epilogue are (epilogue_pj).",
     "Attention score and value products, softmax, normalisation, embeddings and the output "
     "head (layers that are not converted) are not counted.",
     "Activation and KV-cache memory traffic and leakage/static power are not counted.",
@@ -103,6 +119,11 @@ class EnergyTable:
                 raise ValueError(f"energy table '{self.name}': memory_read_64bit[{k!r}] must be "
                                  f"a number >= 0 (pJ), got {v!r}")
 
+    @property
+    def epilogue_mac(self) -> float:
+        """Energy of one float multiply-add of the epilogue: FP32 MAC, else FP16 MAC."""
+        return self.fp32_mac if self.fp32_mac is not None else self.fp16_mac
+
     def read_pj_per_byte(self, level: str) -> float:
         """Energy of reading one byte from memory ``level`` (64-bit read energy / 8)."""
         if level not in self.memory_read_64bit:
@@ -135,10 +156,12 @@ HOROWITZ_45NM = EnergyTable(
 REPORT_TABLE = EnergyTable(
     name="spikingbrain-report",
     source="SpikingBrain technical report (arXiv 2509.05276), section 5.5, citing Horowitz "
-    "ISSCC 2014 (45 nm): FP16 MAC 1.5 pJ, INT8 MAC 0.23 pJ, INT8 add 0.03 pJ",
+    "ISSCC 2014 (45 nm): FP16 MAC 1.5 pJ, INT8 MAC 0.23 pJ, INT8 add 0.03 pJ; the FP32 MAC "
+    "of the epilogue (4.6 pJ) is Horowitz's figure, which the report does not use",
     fp16_mac=1.5,
     int8_mac=0.23,
     int8_add=0.03,
+    fp32_mac=4.6,
 )
 
 TABLES: dict[str, EnergyTable] = {t.name: t for t in (HOROWITZ_45NM, REPORT_TABLE)}
@@ -191,43 +214,66 @@ def load_table(spec: str | Path | EnergyTable) -> EnergyTable:
 
 @dataclass(frozen=True)
 class PerMacEnergy:
-    """Energy per MAC of FP16, INT8 and spiking layers, with reductions and speed-ups."""
+    """Energy per MAC of FP16, INT8 and spiking layers, with reductions and energy ratios.
+
+    ``spiking_pj`` is the report's figure (mean spikes x INT8 add); ``epilogue_pj`` the
+    group-scale multiply-adds per MAC (0 without a group size), added to the spiking and the
+    INT8 totals.
+    """
 
     mean_spikes: float
     table: str
     fp16_pj: float
     int8_pj: float
     spiking_pj: float
+    epilogue_pj: float = 0.0
+
+    @property
+    def int8_total_pj(self) -> float:
+        return self.int8_pj + self.epilogue_pj
+
+    @property
+    def spiking_total_pj(self) -> float:
+        return self.spiking_pj + self.epilogue_pj
 
     @property
     def reduction_vs_fp16(self) -> float:
-        return 1.0 - self.spiking_pj / self.fp16_pj if self.fp16_pj else 0.0
+        return 1.0 - self.spiking_total_pj / self.fp16_pj if self.fp16_pj else 0.0
 
     @property
     def reduction_vs_int8(self) -> float:
-        return 1.0 - self.spiking_pj / self.int8_pj if self.int8_pj else 0.0
+        return 1.0 - self.spiking_total_pj / self.int8_total_pj if self.int8_total_pj else 0.0
 
     @property
-    def speedup_vs_fp16(self) -> float:
-        return self.fp16_pj / self.spiking_pj if self.spiking_pj else math.inf
+    def energy_ratio_fp16_to_spiking(self) -> float:
+        """FP16 energy / spiking energy per MAC (an energy ratio, not a speed-up)."""
+        return self.fp16_pj / self.spiking_total_pj if self.spiking_total_pj else math.inf
 
     @property
-    def speedup_vs_int8(self) -> float:
-        return self.int8_pj / self.spiking_pj if self.spiking_pj else math.inf
+    def energy_ratio_int8_to_spiking(self) -> float:
+        """INT8 energy / spiking energy per MAC (an energy ratio, not a speed-up)."""
+        return self.int8_total_pj / self.spiking_total_pj if self.spiking_total_pj else math.inf
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(reduction_vs_fp16=self.reduction_vs_fp16,
+        d.update(int8_total_pj=self.int8_total_pj, spiking_total_pj=self.spiking_total_pj,
+                 reduction_vs_fp16=self.reduction_vs_fp16,
                  reduction_vs_int8=self.reduction_vs_int8,
-                 ratio_fp16_over_spiking=self.speedup_vs_fp16,
-                 ratio_int8_over_spiking=self.speedup_vs_int8)
+                 energy_ratio_fp16_to_spiking=_finite_or_none(self.energy_ratio_fp16_to_spiking),
+                 energy_ratio_int8_to_spiking=_finite_or_none(self.energy_ratio_int8_to_spiking))
         return d
 
 
+def _finite_or_none(v: float) -> float | None:
+    """JSON has no infinity: a ratio over zero spiking energy is reported as null."""
+    return v if math.isfinite(v) else None
+
+
 def per_mac_energy(
-    mean_spikes: float, table: str | EnergyTable = HOROWITZ_45NM, precision: int | None = None
+    mean_spikes: float, table: str | EnergyTable = HOROWITZ_45NM, precision: int | None = None,
+    group_size: int | None = None,
 ) -> PerMacEnergy:
-    """Energy per MAC: FP16 MAC, INT8 MAC and ``mean_spikes x INT8 add``.
+    """Energy per MAC: FP16 MAC, INT8 MAC and ``mean_spikes x INT8 add``, plus the epilogue.
 
     Args:
         mean_spikes: mean spikes per input channel (>= 0).
@@ -235,22 +281,31 @@ def per_mac_energy(
         precision: round the spiking energy to this many decimals of pJ before ratios are
             taken (the report rounds 0.0339 to 0.034 pJ, giving 85.2 % vs INT8; unrounded it
             is 85.3 %). None keeps full precision.
+        group_size: input columns per weight scale; adds ``epilogue_mac / group_size`` per MAC
+            (one float multiply-add per group and output). None: no epilogue (the report's
+            figure).
     """
     if isinstance(mean_spikes, bool) or not isinstance(mean_spikes, (int, float)) or \
             not math.isfinite(mean_spikes) or mean_spikes < 0:
         raise ValueError(f"mean_spikes must be a finite number >= 0, got {mean_spikes!r}")
+    if group_size is not None and (isinstance(group_size, bool) or
+                                   not isinstance(group_size, int) or group_size < 1):
+        raise ValueError(f"group_size must be a positive int or None, got {group_size!r}")
     t = load_table(table)
     spk = mean_spikes * t.int8_add
     if precision is not None:
         spk = round(spk, precision)
-    return PerMacEnergy(float(mean_spikes), t.name, t.fp16_mac, t.int8_mac, spk)
+    epi = t.epilogue_mac / group_size if group_size else 0.0
+    return PerMacEnergy(float(mean_spikes), t.name, t.fp16_mac, t.int8_mac, spk, epi)
 
 
 @dataclass(frozen=True)
 class LayerEnergy:
     """Energy per token (pJ) of one layer (or the model) under the three regimes.
 
-    ``*_fetch_pj`` are the weight-fetch energies (0 when no memory level was chosen).
+    ``epilogue_pj``: the group-scale multiply-adds (groups x fan-out x E(epilogue MAC)),
+    part of the INT8 and the spiking totals. ``*_fetch_pj`` are the weight-fetch energies (0
+    when no memory level was chosen).
     """
 
     name: str
@@ -260,6 +315,7 @@ class LayerEnergy:
     fp16_pj: float
     int8_pj: float
     spiking_pj: float
+    epilogue_pj: float = 0.0
     fp16_fetch_pj: float = 0.0
     int8_fetch_pj: float = 0.0
     spiking_fetch_pj: float = 0.0
@@ -270,11 +326,11 @@ class LayerEnergy:
 
     @property
     def int8_total_pj(self) -> float:
-        return self.int8_pj + self.int8_fetch_pj
+        return self.int8_pj + self.epilogue_pj + self.int8_fetch_pj
 
     @property
     def spiking_total_pj(self) -> float:
-        return self.spiking_pj + self.spiking_fetch_pj
+        return self.spiking_pj + self.epilogue_pj + self.spiking_fetch_pj
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -298,8 +354,8 @@ def layer_energy(stats, table: str | EnergyTable = HOROWITZ_45NM,
     >>> st = LayerStats(name="l", scheme="ternary", fan_out=10, tokens=2, elements=8,
     ...                 spikes=6, hist=[])
     >>> e = layer_energy(st, REPORT_TABLE)
-    >>> e.dense_macs_per_token, e.fp16_pj, round(e.spiking_pj, 3)
-    (40.0, 60.0, 0.9)
+    >>> e.dense_macs_per_token, e.fp16_pj, round(e.spiking_pj, 3), e.epilogue_pj  # 1 group
+    (40.0, 60.0, 0.9, 46.0)
     """
     t = load_table(table)
     if not stats.fan_out or not stats.tokens:
@@ -310,6 +366,7 @@ def layer_energy(stats, table: str | EnergyTable = HOROWITZ_45NM,
         name=stats.name, dense_macs_per_token=dense, spikes_per_token=spikes,
         mean_spikes=stats.mean_spikes_per_channel, fp16_pj=dense * t.fp16_mac,
         int8_pj=dense * t.int8_mac, spiking_pj=spikes * stats.fan_out * t.int8_add,
+        epilogue_pj=(stats.groups or 1) * stats.fan_out * t.epilogue_mac,
     )
     if memory is not None:
         per_byte = t.read_pj_per_byte(memory)
@@ -330,7 +387,7 @@ def model_energy(model_stats, table: str | EnergyTable = HOROWITZ_45NM,
     if not layers:
         return [], None
     keys = ("dense_macs_per_token", "spikes_per_token", "fp16_pj", "int8_pj", "spiking_pj",
-            "fp16_fetch_pj", "int8_fetch_pj", "spiking_fetch_pj")
+            "epilogue_pj", "fp16_fetch_pj", "int8_fetch_pj", "spiking_fetch_pj")
     tot = {k: sum(getattr(e, k) for e in layers) for k in keys}
     t = load_table(table)
     tot["mean_spikes"] = tot["spiking_pj"] / (tot["dense_macs_per_token"] * t.int8_add) \

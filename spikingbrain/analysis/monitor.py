@@ -37,6 +37,7 @@ from spikingbrain.analysis.stats import (
     window_for,
 )
 from spikingbrain.coding import get_scheme
+from spikingbrain.converter.convert import model_footprint
 from spikingbrain.neurons.emitter import ObserverHandle, SpikeEmitter, SpikeRecord
 
 __all__ = ["SpikeMonitor", "model_footprint", "monitor"]
@@ -53,6 +54,8 @@ class _Acc:
     name: str
     kind: str
     fan_out: int | None
+    trains: int = 1
+    groups: int | None = None
     channels: int = 0
     scheme: str = ""
     T_config: int | None = None
@@ -64,23 +67,6 @@ class _Acc:
     sample: torch.Tensor | None = None
     sample_vth: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
-
-
-def model_footprint(model: nn.Module) -> tuple[int, int]:
-    """``(bytes, parameter count)`` of all unique parameters and buffers of ``model``.
-
-    >>> model_footprint(nn.Linear(4, 2))
-    (40, 10)
-    """
-    seen: set[int] = set()
-    nbytes = nparams = 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        nbytes += t.numel() * t.element_size()
-        nparams += t.numel()
-    return nbytes, nparams
 
 
 class SpikeMonitor:
@@ -184,9 +170,15 @@ class SpikeMonitor:
         self._mask = mask
 
     # ---- the observer ------------------------------------------------------------------
-    def _init_acc(self, acc: _Acc, rec: SpikeRecord, C: int, device: torch.device) -> None:
+    def _init_acc(self, acc: _Acc, rec: SpikeRecord, C: int, device: torch.device,
+                  module: nn.Module | None = None) -> None:
         acc.channels = C
-        acc.scheme = get_scheme(rec.scheme).name
+        spec = get_scheme(rec.scheme)
+        acc.scheme = spec.name
+        # a converted layer runs an unsigned scheme's negative counts on a second train
+        acc.trains = 2 if (not spec.signed and hasattr(module, "qdata")) else 1
+        n_groups = getattr(module, "n_groups", None)
+        acc.groups = int(n_groups) if isinstance(n_groups, int) else None
         acc.T_config = rec.T
         acc.max_count = rec.max_count
         acc.sums = torch.zeros(len(_SUMS), dtype=torch.int64, device=device)
@@ -200,13 +192,24 @@ class SpikeMonitor:
         counts = rec.counts.detach()
         C = counts.shape[-1] if counts.dim() else 1
         if acc.sums is None:
-            self._init_acc(acc, rec, C, counts.device)
+            self._init_acc(acc, rec, C, counts.device, module)
         spec = get_scheme(acc.scheme)
         H = self.hist_range
         dev = counts.device
         flat = counts.reshape(-1, C)
         mask = self._mask
-        if mask is not None and tuple(mask.shape) == tuple(counts.shape[:-1]):
+        lead = tuple(counts.shape[:-1])
+        if mask is not None and lead != tuple(mask.shape):
+            # narrow exception: inputs shaped like a leading part of the mask ([batch] for a
+            # [batch, seq] mask) are per-sequence summaries (a pooler), not tokens: kept whole
+            if not (len(lead) < mask.dim() and lead == tuple(mask.shape[:len(lead)])):
+                raise ValueError(
+                    f"token mask of shape {tuple(mask.shape)} does not match the token shape "
+                    f"{lead} of layer '{acc.name}' (its input is {tuple(counts.shape)}); give "
+                    f"a mask shaped like the layer inputs' leading dimensions (e.g. the "
+                    f"attention mask [batch, seq]), or no mask"
+                )
+        elif mask is not None:
             flat = flat.index_select(0, self._mask_index.to(dev))
         ci = flat.to(torch.int32)
         tokens = ci.shape[0]
@@ -248,7 +251,7 @@ class SpikeMonitor:
             sat = torch.tensor(int(sat), dtype=torch.int64)
         vals = torch.stack([
             torch.as_tensor(v, dtype=torch.int64, device=dev).reshape(())
-            for v in (1, tokens, elements, T * elements, T, sat.to(dev), neg_T, tail,
+            for v in (1, tokens, elements, acc.trains * T * elements, T, sat.to(dev), neg_T, tail,
                       torch.where(is_spike, nonzero, 0), torch.where(is_spike, 0, nonzero))
         ])
         acc.sums += vals
@@ -313,7 +316,7 @@ class SpikeMonitor:
             scheme = a.scheme or get_scheme(getattr(mod, "scheme", None) or _config_scheme(mod)).name
             st = LayerStats(name=a.name, scheme=scheme, kind=a.kind, fan_out=a.fan_out,
                             T_config=a.T_config, max_count=a.max_count, channels=a.channels,
-                            hist_range=self.hist_range)
+                            hist_range=self.hist_range, trains=a.trains, groups=a.groups)
             if a.sums is not None:
                 _fill(st, dict(zip(_SUMS, a.sums.tolist())), a.hist[:-1].cpu(), self.hist_range)
                 st.window_max = int(a.window_max)

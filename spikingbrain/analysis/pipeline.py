@@ -50,53 +50,19 @@ def read_text_file(path: str | os.PathLike) -> list[str]:
     return lines
 
 
-def _is_converted_dir(path: Path) -> bool:
-    from spikingbrain.converter.serialize import META_FILE
-
-    return (path / META_FILE).is_file()
-
-
 def load_model_dir(model_dir: str | os.PathLike, config: Any = None,
                    tokenizer_dir: str | os.PathLike | None = None
                    ) -> tuple[nn.Module, Any, nn.Module | None, dict[str, Any]]:
-    """Load ``(spiking model, tokenizer, float model or None, description)`` from a folder.
-
-    A float folder is loaded with ``transformers.AutoModel`` and converted with ``config``
-    (the float model is kept as the fidelity reference); a converted folder is loaded with
-    :func:`spikingbrain.converter.load_converted` (no float reference). The tokenizer comes
-    from ``tokenizer_dir`` or the model folder.
+    """Load ``(spiking model, tokenizer, float model or None, description)`` from MODEL_DIR
+    with :func:`spikingbrain.converter.folder.load_model_folder`: a float folder is converted
+    with ``config`` (the float model is kept as the fidelity reference); a converted folder is
+    loaded as saved (no float reference); the tokenizer comes from ``tokenizer_dir`` or the
+    model folder and is required.
     """
-    from spikingbrain.converter import SpikeConfig, convert, load_converted
-    from spikingbrain.utils.optional import require
+    from spikingbrain.converter.folder import load_model_folder
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"model folder {path} does not exist (a local Hugging Face "
-                                f"folder with config.json, or a converted folder)")
-    transformers = require("transformers", extra="hf", purpose="loading Hugging Face models")
-    tok_path = Path(tokenizer_dir) if tokenizer_dir else path
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(tok_path, local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"no tokenizer found in {tok_path} ({err}); pass --tokenizer DIR") \
-            from None
-    if _is_converted_dir(path):
-        model = load_converted(path).eval()
-        from spikingbrain.converter.serialize import read_metadata
-
-        meta = read_metadata(path)
-        return model, tokenizer, None, {"path": str(path), "kind": "converted folder",
-                                        "config": meta.get("config")}
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder "
-                                f"and no converted model")
-    config = SpikeConfig() if config is None else config
-    float_model = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
-    model = convert(copy.deepcopy(float_model), config).eval()
-    return model, tokenizer, float_model, {
-        "path": str(path), "kind": "float folder, converted here",
-        "class": type(float_model).__name__, "config": config.to_dict()}
+    loaded = load_model_folder(model_dir, config, keep_float=True, tokenizer_dir=tokenizer_dir)
+    return loaded.model, loaded.tokenizer, loaded.float_model, loaded.info
 
 
 @torch.no_grad()
@@ -165,9 +131,11 @@ def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
             table: str | EnergyTable = HOROWITZ_45NM, memory: str | None = None,
             batch_size: int = 32, max_length: int = 128, raster_layer: str | None = None,
             model: tuple | None = None, text_source: str = "", sweep: list | None = None,
-            on_batch: Progress | None = None, title: str | None = None) -> dict[str, Any]:
+            on_batch: Progress | None = None, title: str | None = None,
+            extra_json: dict[str, Any] | None = None) -> dict[str, Any]:
     """Analyse a model folder (or ``model=(spiking, tokenizer, float|None, info)``) on
-    ``sentences`` and write the report into ``out_dir``; returns the report dict."""
+    ``sentences`` and write the report into ``out_dir`` (all or nothing, with the
+    ``extra_json`` files such as ``sweep.json``); returns the report dict."""
     spiking, tok, float_model, info = model if model is not None else load_model_dir(
         model_dir, config)
     stats, samples, fidelity, data = analyze_model(
@@ -179,7 +147,7 @@ def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
                        fidelity=fidelity or None, sweep=sweep)
     figs = report_figures(stats, window=window, table=table, memory=memory, samples=samples,
                           sweep=sweep)
-    write_report(out_dir, rep, figs)
+    write_report(out_dir, rep, figs, extra_json)
     return rep
 
 
@@ -197,8 +165,8 @@ def sweep_rows_from(k: float, stats: ModelStats, fidelity: dict[str, float] | No
         "sparsity": total.sparsity,
         "sparsity_at_window": total.sparsity_at(window) if window else None,
         "silent_fraction": total.silent_fraction,
-        "energy_per_token_pj": e.spiking_pj if e else 0.0,
-        "int8_energy_per_token_pj": e.int8_pj if e else 0.0,
+        "energy_per_token_pj": e.spiking_total_pj if e else 0.0,
+        "int8_energy_per_token_pj": e.int8_total_pj if e else 0.0,
         "fp16_energy_per_token_pj": e.fp16_pj if e else 0.0,
         "cosine": (fidelity or {}).get("cosine"),
     }

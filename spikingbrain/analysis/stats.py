@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from spikingbrain.analysis.spike_counts import popcount, spikes_per_count, window_for
 from spikingbrain.coding import encode, get_scheme, min_steps
 
 __all__ = [
@@ -57,14 +58,19 @@ DEFINITIONS: dict[str, str] = {
     "fraction_gt_16": "Fraction of counts with |c| > 16.",
     "silent_fraction": "Fraction of counts equal to 0 (a channel silent for that token).",
     "dead_channel_fraction": "Fraction of input channels whose count was 0 for every token seen.",
-    "firing_rate": "Spikes / (T x elements) with each call's window T: the probability that a "
-    "(channel, time step) slot carries a spike.",
+    "trains": "Spike trains a count is carried on: 1, or 2 for an unsigned scheme (binary, "
+    "bitwise) in a converted layer, which runs the positive and the negative part of the "
+    "counts as two trains of T steps each.",
+    "firing_rate": "Spikes / (trains x T x elements) with each call's window T: the "
+    "probability that a (train, channel, time step) slot carries a spike.",
     "sparsity": "Element sparsity of the expanded trains with each call's own window: "
-    "zeros / (T x elements) = 1 - firing_rate (NeuroBench activation sparsity of the "
-    "spike trains).",
+    "zeros / (trains x T x elements) = 1 - firing_rate (NeuroBench activation sparsity of "
+    "the spike trains).",
     "sparsity_at_window": "Element sparsity of the trains expanded with one fixed window W for "
-    "every layer: zeros / (W x elements); counts that do not fit W steps saturate to the "
-    "window's range (as encode(..., overflow='saturate')).",
+    "every layer: zeros / (trains x W x elements); counts that do not fit W steps saturate "
+    "to the window's range (as encode(..., overflow='saturate')).",
+    "groups": "Weight groups per output of a converted layer (in / group_size): the float "
+    "multiply-adds per output of its epilogue.",
     "saturated": "Counts clamped by the neuron's max_count (reported by the layer).",
     "dense_macs": "NeuroBench dense synaptic operations of the single-step (count) view: "
     "elements x fan-out, the MACs of the original float layer.",
@@ -76,78 +82,6 @@ DEFINITIONS: dict[str, str] = {
     "every spike adds one INT8 weight per output.",
     "footprint_bytes": "NeuroBench footprint: bytes of all parameters and buffers of the model.",
 }
-
-
-def popcount(x: torch.Tensor) -> torch.Tensor:
-    """Number of set bits of each element of a non-negative int64 tensor (SWAR, exact).
-
-    >>> popcount(torch.tensor([0, 1, 7, 8, 255, 2**40 + 3])).tolist()
-    [0, 1, 3, 1, 8, 3]
-    """
-    if x.dtype != torch.int64:
-        x = x.to(torch.int64)
-    x = x - ((x >> 1) & 0x5555555555555555)
-    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
-    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
-    x = x + (x >> 8)
-    x = x + (x >> 16)
-    x = x + (x >> 32)
-    return x & 0x7F
-
-
-def spikes_per_count(
-    counts: torch.Tensor, scheme: str, T: int | torch.Tensor | None = None
-) -> torch.Tensor:
-    """Non-zero spikes in the expanded train of each count (int64, same shape).
-
-    ``T`` is needed for ``bitwise_twos_complement`` only (the word length); unsigned schemes
-    count a (invalid) negative count by its magnitude.
-
-    >>> c = torch.tensor([0, 3, -3, 6])
-    >>> spikes_per_count(c, "ternary").tolist()
-    [0, 3, 3, 6]
-    >>> spikes_per_count(c, "bitwise_bidirectional").tolist()
-    [0, 2, 2, 2]
-    >>> spikes_per_count(c, "bitwise_twos_complement", T=4).tolist()  # -3 = 0b1101
-    [0, 2, 3, 2]
-    """
-    spec = get_scheme(scheme)
-    c = counts.to(torch.int64)
-    if not spec.bitwise:
-        return c.abs()
-    if spec.twos_complement:
-        if T is None:
-            raise ValueError("bitwise_twos_complement needs the window T to count spikes")
-        one = torch.ones((), dtype=torch.int64, device=c.device)
-        mask = torch.bitwise_left_shift(one, torch.as_tensor(T, device=c.device)) - 1
-        return popcount(c & mask)
-    return popcount(c.abs())
-
-
-def _bit_length(x: torch.Tensor) -> torch.Tensor:
-    """``int.bit_length`` of a non-negative int64 tensor (exact below 2**53)."""
-    return torch.frexp(x.to(torch.float64)).exponent.to(torch.int64)
-
-
-def window_for(lo: torch.Tensor, hi: torch.Tensor, scheme: str) -> torch.Tensor:
-    """Minimal window (0-dim int64 tensor) of counts in ``[lo, hi]``; no host synchronisation.
-
-    Matches :func:`spikingbrain.coding.min_steps` (unsigned schemes use ``max|c|``).
-
-    >>> window_for(torch.tensor(-3), torch.tensor(5), "bitwise_twos_complement").item()
-    4
-    """
-    spec = get_scheme(scheme)
-    lo, hi = lo.to(torch.int64), hi.to(torch.int64)
-    amax = torch.maximum(lo.abs(), hi.abs())
-    if not spec.bitwise:
-        T = amax
-    elif spec.twos_complement:
-        neg = torch.clamp(-lo - 1, min=0)
-        T = 1 + torch.maximum(_bit_length(neg), _bit_length(hi.clamp(min=0)))
-    else:
-        T = _bit_length(amax)
-    return torch.clamp(T, min=spec.min_window)
 
 
 @dataclass
@@ -166,6 +100,8 @@ class LayerStats:
     max_count: int | None = None
     channels: int = 0
     fan_out: int | None = None
+    trains: int = 1
+    groups: int | None = None
     calls: int = 0
     tokens: int = 0
     elements: int = 0
@@ -261,7 +197,7 @@ class LayerStats:
         if not spec.signed:
             v = v.abs()
         spk = spikes_per_count(v.clamp(lo, hi), spec.name, window)
-        return 1.0 - int((spk * self._hist_t()).sum()) / (window * self.elements)
+        return 1.0 - int((spk * self._hist_t()).sum()) / (self.trains * window * self.elements)
 
     # ---- synaptic operations ----------------------------------------------------------
     @property
@@ -334,12 +270,16 @@ class LayerStats:
             raise ValueError("cannot merge statistics with different histogram ranges")
         h = [a + b for a, b in zip(self.hist, other.hist)] if self.hist and other.hist else (
             list(self.hist or other.hist))
+        # an empty side (e.g. the start of a total) takes the other side's range
+        hist_range = self.hist_range if self.hist else other.hist_range
         return LayerStats(
             name=name or self.name,
             scheme=self.scheme if self.scheme == other.scheme else "mixed",
             kind="model",
             channels=self.channels + other.channels,
             fan_out=None,
+            trains=max(self.trains, other.trains),
+            groups=None,
             calls=self.calls + other.calls,
             tokens=max(self.tokens, other.tokens),
             elements=self.elements + other.elements,
@@ -352,7 +292,7 @@ class LayerStats:
             negative_unsigned=self.negative_unsigned + other.negative_unsigned,
             spike_calls_nonzero=self.spike_calls_nonzero + other.spike_calls_nonzero,
             count_calls_nonzero=self.count_calls_nonzero + other.count_calls_nonzero,
-            hist_range=self.hist_range,
+            hist_range=hist_range,
             hist=h,
             channel_nonzero=list(self.channel_nonzero) + list(other.channel_nonzero),
         )
@@ -373,8 +313,9 @@ class ModelStats:
         Synaptic operations of the total are the sums of the layers' (stored in
         :attr:`synops`), since fan-outs differ between layers.
         """
-        out = LayerStats(name="model", scheme=self.layers[0].scheme if self.layers else "")
-        out.hist = []
+        first = self.layers[0] if self.layers else None
+        out = LayerStats(name="model", scheme=first.scheme if first else "",
+                         hist_range=first.hist_range if first else DEFAULT_HIST_RANGE)
         for layer in self.layers:
             out = out.merged(layer, name="model")
         return out
@@ -412,6 +353,8 @@ def count_statistics(
     name: str = "layer",
     hist_range: int = DEFAULT_HIST_RANGE,
     saturated: int = 0,
+    trains: int = 1,
+    groups: int | None = None,
 ) -> LayerStats:
     """Reference statistics of one layer from stored count tensors (one tensor per call).
 
@@ -431,6 +374,8 @@ def count_statistics(
         name: the layer's name.
         hist_range: histogram range ``H``.
         saturated: saturation total reported by the layer.
+        trains: 2 for an unsigned scheme in a converted layer (positive and negative trains).
+        groups: weight groups per output (epilogue multiply-adds).
 
     >>> st = count_statistics([torch.tensor([[2, 0], [1, -1]])], "ternary", fan_out=3)
     >>> st.spikes, st.slots, st.effective_macs, st.effective_acs
@@ -438,7 +383,7 @@ def count_statistics(
     """
     spec = get_scheme(scheme)
     st = LayerStats(name=name, scheme=spec.name, kind="reference", T_config=T, fan_out=fan_out,
-                    hist_range=hist_range)
+                    hist_range=hist_range, trains=trains, groups=groups)
     hist = torch.zeros(2 * hist_range + 1, dtype=torch.int64)
     chan: torch.Tensor | None = None
     for i, c in enumerate(counts):
@@ -459,7 +404,7 @@ def count_statistics(
         Tc = T if T is not None else min_steps(cc, spec)
         train = encode(cc, spec, Tc, overflow="saturate")
         st.spikes += int((train != 0).sum())
-        st.slots += Tc * c.numel()
+        st.slots += trains * Tc * c.numel()
         st.window_sum += Tc
         st.window_max = max(st.window_max, Tc)
         st.beyond_hist += int((c.abs() > hist_range).sum())

@@ -113,7 +113,7 @@ def encode(
             )
         c = c.clamp(rlo, rhi)
         lo, hi = max(lo, rlo), min(hi, rhi)
-    c = c.to(_work_dtype(min(lo, -1), max(hi, T)))
+    c = c.to(_work_dtype(min(lo, -1), max(hi, -lo, T)))  # |lo| too: abs(-128) overflows int8
     if T == 0 or c.numel() == 0:
         return torch.zeros((T, *c.shape), dtype=torch.int8, device=c.device)
     if fast and _swar.usable(c.numel()):
@@ -188,6 +188,18 @@ def _check_alphabet(spikes: torch.Tensor, spec: SchemeSpec) -> None:
                 else ""
             )
         )
+    if spec.signed and not spec.twos_complement and lo < 0 < hi and spikes.dim() > 1:
+        # sign-magnitude and ternary trains carry one sign per element: mixed signs were
+        # never produced by encode and have no defined count
+        mixed = (spikes.amax(0) > 0) & (spikes.amin(0) < 0)
+        if bool(mixed.any()):
+            first = [int(i) for i in torch.nonzero(mixed)[0]]
+            raise ValueError(
+                f"spikes for scheme '{spec.name}' must carry one sign per element (all non-zero "
+                f"spikes of an element +1, or all -1); {int(mixed.sum())} element(s) mix +1 and "
+                f"-1, the first at index {first}; the train is corrupt or was built for another "
+                f"scheme"
+            )
 
 
 def decode(

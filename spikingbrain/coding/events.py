@@ -158,11 +158,22 @@ def save_events(events: SpikeEvents, path: str | os.PathLike) -> Path:
 def load_events(path: str | os.PathLike) -> SpikeEvents:
     """Read an event stream written by :func:`save_events`, checking format and version."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give an event file written by save_events")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            fields = {k: data[k] for k in data.files}
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .npz event file ({err})") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{path} holds a single numpy array (a .npy file), not a spikingbrain event file "
+            f"(.npz written by save_events)"
+        )
+    try:
+        with data:
+            fields = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise ValueError(f"{path} is not a readable .npz event file ({err})") from err
     if str(fields.get("format", "")) != EVENTS_FORMAT:
@@ -177,10 +188,30 @@ def load_events(path: str | os.PathLike) -> SpikeEvents:
     if missing:
         raise ValueError(f"{path} is missing fields {sorted(missing)}; the file is corrupt")
     scheme = str(fields["scheme"]) or None
-    return SpikeEvents(
-        torch.from_numpy(fields["times"].astype(np.int64)),
-        torch.from_numpy(fields["indices"].astype(np.int64)),
-        torch.from_numpy(fields["polarity"].astype(np.int8)),
-        tuple(int(v) for v in fields["shape"]),
-        scheme,
-    )
+    arrays = {name: _integer_field(path, fields, name, dt)
+              for name, dt in (("times", np.int64), ("indices", np.int64),
+                               ("polarity", np.int8), ("shape", np.int64))}
+    try:
+        return SpikeEvents(
+            torch.from_numpy(arrays["times"]), torch.from_numpy(arrays["indices"]),
+            torch.from_numpy(arrays["polarity"]), tuple(int(v) for v in arrays["shape"]), scheme,
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path} is a corrupt event file: {err}") from err
+
+
+def _integer_field(path: Path, fields: dict, name: str, dtype: type) -> np.ndarray:
+    """Field ``name`` as a 1-D ``dtype`` array; values that do not fit raise (never wrap)."""
+    a = np.asarray(fields[name])
+    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(
+            f"{path} is a corrupt event file: '{name}' must be a 1-D integer array, got "
+            f"{a.dtype} with shape {a.shape}"
+        )
+    info = np.iinfo(dtype)
+    if a.size and (int(a.min()) < info.min or int(a.max()) > info.max):
+        raise ValueError(
+            f"{path} is a corrupt event file: '{name}' holds values in [{int(a.min())}, "
+            f"{int(a.max())}], outside {np.dtype(dtype).name}"
+        )
+    return a.astype(dtype)

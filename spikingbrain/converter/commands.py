@@ -7,6 +7,14 @@ from pathlib import Path
 
 import typer
 
+from spikingbrain.utils.cli_checks import (
+    UsageError,
+    check_finite,
+    check_out_dir,
+    check_text_file,
+    usage_errors,
+)
+
 
 class _Granularity(str, Enum):
     group = "group"
@@ -25,28 +33,6 @@ class _Task(str, Enum):
     base = "base"
 
 
-def _load_hf(model_dir: Path, task: str):
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from spikingbrain.utils.optional import require
-
-    transformers = require("transformers", extra="hf", purpose="converting Hugging Face models")
-    config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True)
-    if task == "auto":
-        archs = getattr(config, "architectures", None) or []
-        causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
-        task = "causal-lm" if causal else "base"
-    auto = transformers.AutoModelForCausalLM if task == "causal-lm" else transformers.AutoModel
-    model = auto.from_pretrained(model_dir, local_files_only=True)
-    tokenizer = None
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    except Exception:  # a folder without tokenizer files converts all the same
-        tokenizer = None
-    return model.eval(), tokenizer
-
-
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -57,7 +43,8 @@ def _fmt_bytes(n: float) -> str:
 
 def convert_command(
     model_dir: Path = typer.Argument(..., help="Local Hugging Face model folder (config.json + "
-                                     "weights); nothing is downloaded."),
+                                     "weights + tokenizer), or 'minilm' for the embedded "
+                                     "all-MiniLM-L6-v2; nothing is downloaded."),
     out_dir: Path = typer.Argument(..., help="Output folder for the converted model "
                                    "(model.safetensors, spikingbrain_converted.json, config.json, "
                                    "tokenizer files)."),
@@ -79,94 +66,149 @@ def convert_command(
                                "config.architectures."),
     calibrate_text: Path = typer.Option(None, help="Text file, one calibration sample per line: "
                                         "pick weight clipping by output error (default absmax)."),
-    calibrate_n: int = typer.Option(128, help="Calibration samples to use."),
+    calibrate_n: int = typer.Option(128, help="Calibration samples to use (>= 1)."),
     clip_weights: bool = typer.Option(False, help="Clip imported W8ASpike codes outside "
                                       "[-128, 127] to int8 (default: keep them exact in int16)."),
 ) -> None:
     """Convert a local Hugging Face model to W8ASpike (INT8 weights, spiking inputs) and save it.
 
-    Every linear projection except the output head becomes a SpikingLinear. The output folder
-    loads back with spikingbrain.converter.load_converted(OUT_DIR).
+    Every linear projection except the output head becomes a SpikingLinear. OUT_DIR is written
+    all or nothing (weights, config, tokenizer, metadata) and loads back with
+    spikingbrain.converter.load_converted(OUT_DIR). Calibration (--calibrate-text) picks each
+    layer's weight clipping ratio by the layer's output error on the given text; it does not
+    change k or the spike coding (see docs/converter.md for what it gains).
     """
-    import torch
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.table import Table
 
-    from spikingbrain.converter import (
-        SpikeConfig,
-        calibrate,
-        convert,
-        memory_summary,
-        save_converted,
-    )
-    from spikingbrain.converter.convert import is_convertible, module_nbytes, output_head_names
+    from spikingbrain.converter import save_converted
 
+    with usage_errors():
+        cfg, lines, model_dir = _validate(model_dir, out_dir, k, scheme, T, max_count, granularity.value,
+                               group_size, mode.value, clip_weights, calibrate_text, calibrate_n)
     console = Console()
-    if not (model_dir / "config.json").is_file():
-        raise typer.BadParameter(f"{model_dir} is not a Hugging Face model folder (no config.json)",
-                                 param_hint="MODEL_DIR")
+    with console.status(f"loading {model_dir}"), usage_errors():
+        from spikingbrain.converter.folder import load_float_model, load_tokenizer
+
+        model = load_float_model(model_dir, task.value)
+        tokenizer = load_tokenizer(model_dir, required=lines is not None)
+    if tokenizer is None:
+        console.print(f"[yellow]note:[/yellow] {model_dir} has no tokenizer files; the converted "
+                      f"folder will have none either (analyze/export then need --tokenizer or "
+                      f"the files copied in)")
+    before, heads = _convert(model, cfg, tokenizer, lines, console)
+    with console.status(f"saving {out_dir}"), usage_errors():
+        try:
+            save_converted(model, out_dir, tokenizer=tokenizer)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    _print_summary(console, model, cfg, model_dir, out_dir, before, heads, tokenizer,
+                   lines is not None, clip_weights)
+
+
+def _validate(model_dir, out_dir, k, scheme, T, max_count, granularity, group_size, mode,
+              clip_weights, calibrate_text, calibrate_n):
+    """Check every argument before the model is loaded: ``(SpikeConfig, calibration lines,
+    model folder)`` (``minilm`` resolves to the embedded model's folder)."""
+    from spikingbrain.converter import SpikeConfig
+    from spikingbrain.converter.folder import folder_kind
+    from spikingbrain.converter.serialize import META_FILE
+
+    check_finite(k, "--k", positive=True)
+    for name, v in (("--T", T), ("--max-count", max_count)):
+        if v < 0:
+            raise UsageError(f"{name} must be >= 0 (0 = off), got {v}")
+    if calibrate_n < 1:
+        raise UsageError(f"--calibrate-n must be >= 1, got {calibrate_n}")
+    if str(model_dir) == "minilm":
+        from spikingbrain.data import minilm_dir
+
+        model_dir = minilm_dir()
+    kind = folder_kind(model_dir)
+    if kind == "converted":
+        raise UsageError(f"{model_dir} is already a converted model ({META_FILE}); convert "
+                         f"the float model it came from instead")
+    src, dst = Path(model_dir).resolve(), Path(out_dir).resolve()
+    if dst == src or src in dst.parents:
+        raise UsageError(f"OUT_DIR {out_dir} is MODEL_DIR or inside it: the float model would "
+                         f"be overwritten; give another folder")
+    check_out_dir(out_dir, "OUT_DIR")
+    if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) and \
+            not (Path(out_dir) / META_FILE).is_file():
+        raise UsageError(f"OUT_DIR {out_dir} holds files of something else; give a new or empty "
+                         f"folder (or a previous 'spikingbrain convert' output to replace)")
     try:
         cfg = SpikeConfig(k=k, scheme=scheme, T=T or None, max_count=max_count or None,
-                          granularity=granularity.value, group_size=group_size, mode=mode.value,
+                          granularity=granularity, group_size=group_size, mode=mode,
                           clip_weights=clip_weights)
     except (ValueError, TypeError) as err:
-        raise typer.BadParameter(str(err)) from None
-    with console.status(f"loading {model_dir}"):
-        model, tokenizer = _load_hf(model_dir, task.value)
+        raise UsageError(str(err)) from None
+    lines = None
+    if calibrate_text is not None:
+        check_text_file(calibrate_text, "--calibrate-text")
+        lines = [ln.strip() for ln in calibrate_text.read_text(encoding="utf-8").splitlines()
+                 if ln.strip()][:calibrate_n]
+    return cfg, lines, Path(model_dir)
+
+
+def _convert(model, cfg, tokenizer, lines, console):
+    """Convert (or calibrate and convert) in place: ``(bytes before, output head names)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from spikingbrain.converter import calibrate, convert
+    from spikingbrain.converter.convert import is_convertible, module_nbytes, output_head_names
+
     before = module_nbytes(model)
     heads = output_head_names(model)
     n_targets = sum(1 for n, m in model.named_modules() if is_convertible(m) and n not in heads)
-    if calibrate_text is not None:
-        if tokenizer is None:
-            raise typer.BadParameter("calibration needs the model's tokenizer files in MODEL_DIR")
-        lines = [ln.strip() for ln in calibrate_text.read_text(encoding="utf-8").splitlines()
-                 if ln.strip()][:calibrate_n]
-        if not lines:
-            raise typer.BadParameter(f"{calibrate_text} has no non-empty line")
+    if lines is not None:
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
         batches = (tokenizer(lines[i:i + 8], return_tensors="pt", padding=True, truncation=True,
                              max_length=256) for i in range(0, len(lines), 8))
-        model = calibrate(model, batches, n=len(lines), config=cfg)
-    else:
-        with Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.description}"), console=console, transient=True) as bar:
-            t = bar.add_task("", total=n_targets)
-            convert(model, cfg, progress=lambda name: bar.update(t, advance=1, description=name))
-    mem = memory_summary(model)
-    with console.status(f"saving {out_dir}"):
-        save_converted(model, out_dir)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(out_dir)
-    # saturation on a short probe (the calibration text or a fixed sentence)
-    saturated = "-"
-    if cfg.max_count is not None or cfg.T is not None:
-        from spikingbrain.converter.convert import spiking_layers
+        calibrate(model, batches, n=len(lines), config=cfg)
+        return before, heads
+    with Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), console=console, transient=True) as bar:
+        t = bar.add_task("", total=n_targets)
+        convert(model, cfg, progress=lambda name: bar.update(t, advance=1, description=name))
+    return before, heads
 
-        total = [0, 0]
 
-        def obs(_m, rec):
-            total[0] += int(rec.n_saturated)
-            total[1] += rec.counts.numel()
+def _probe_saturation(model, cfg, tokenizer) -> str:
+    """Saturated counts on a probe sentence (only possible with T or max_count)."""
+    import torch
 
-        hs = [m.add_spike_observer(obs) for m in spiking_layers(model).values()]
-        enc = None
-        if tokenizer is not None:
-            try:
-                enc = tokenizer(["The quick brown fox jumps over the lazy dog."],
-                                return_tensors="pt")
-            except Exception:  # a tokenizer that cannot encode: no probe
-                enc = None
-        if enc is not None and enc["input_ids"].numel():
-            with torch.no_grad():
-                model(**enc)
-            saturated = f"{total[0]} of {total[1]} counts on a probe sentence"
-        else:
-            saturated = "not measured (no usable tokenizer in MODEL_DIR)"
+    from spikingbrain.converter.convert import spiking_layers
+
+    if cfg.max_count is None and cfg.T is None:
+        return "none possible (no T / max_count)"
+    if tokenizer is None:
+        return "not measured (no tokenizer in MODEL_DIR)"
+    total = [0, 0]
+
+    def obs(_m, rec):
+        total[0] += int(rec.n_saturated)
+        total[1] += rec.counts.numel()
+
+    hs = [m.add_spike_observer(obs) for m in spiking_layers(model).values()]
+    try:
+        enc = tokenizer(["The quick brown fox jumps over the lazy dog."], return_tensors="pt")
+        with torch.no_grad():
+            model(**enc)
+    finally:
         for h in hs:
             h.remove()
-    table = Table(title=f"W8ASpike conversion: {model_dir.name} -> {out_dir}")
+    return f"{total[0]} of {total[1]} counts on a probe sentence"
+
+
+def _print_summary(console, model, cfg, model_dir, out_dir, before, heads, tokenizer,
+                   calibrated, clip_weights) -> None:
+    from rich.table import Table
+
+    from spikingbrain.converter import memory_summary
+
+    mem = memory_summary(model)
+    table = Table(title=f"W8ASpike conversion: {Path(model_dir).name} -> {out_dir}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("model class", type(model).__name__)
@@ -174,7 +216,7 @@ def convert_command(
     table.add_row("config", f"k={cfg.k:g} {cfg.scheme} T={cfg.T} max_count={cfg.max_count} "
                   f"{cfg.granularity}{'' if cfg.granularity == 'channel' else f'/{cfg.group_size}'}"
                   f" mode={cfg.mode}")
-    table.add_row("weight clipping", "calibrated" if calibrate_text else "absmax")
+    table.add_row("weight clipping", "calibrated" if calibrated else "absmax")
     table.add_row("converted layers, fp16", _fmt_bytes(mem.fp16_bytes))
     table.add_row("converted layers, INT8 + scales",
                   f"{_fmt_bytes(mem.converted_bytes)} ({mem.ratio:.3f}x fp16)")
@@ -183,8 +225,8 @@ def convert_command(
     table.add_row("out-of-range weight codes",
                   f"{mem.n_out_of_range} ({'clipped' if clip_weights else 'kept in int16'}, "
                   f"{mem.n_int16_layers} int16 layers)")
-    table.add_row("saturated counts", saturated if (cfg.T or cfg.max_count)
-                  else "none possible (no T / max_count)")
+    table.add_row("saturated counts", _probe_saturation(model, cfg, tokenizer))
+    table.add_row("tokenizer", "saved with the model" if tokenizer is not None else "none")
     console.print(table)
 
 

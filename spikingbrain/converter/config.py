@@ -21,14 +21,14 @@ from typing import Any
 import torch
 
 from spikingbrain.coding.schemes import get_scheme
+from spikingbrain.utils.dtypes import FLOAT_DTYPES
 
 __all__ = ["GRANULARITIES", "MODES", "REMAINDERS", "SpikeConfig"]
 
 MODES = ("count", "spike", "fake")
 GRANULARITIES = ("group", "channel")
 REMAINDERS = ("partial", "error")
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-           "bfloat16": torch.bfloat16}
+_DTYPES = FLOAT_DTYPES
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

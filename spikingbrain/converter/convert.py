@@ -3,7 +3,9 @@
 Like torchao's ``quantize_``: modules are found by dotted name and replaced on their parent.
 By default every ``nn.Linear`` and transformers ``Conv1D`` is converted except the output head
 (a module named ``lm_head``, the model's ``get_output_embeddings()``, or any projection whose
-weight is tied to the input embedding). Converting twice changes nothing.
+weight is tied to the input embedding). Converting twice with the same config changes nothing;
+a new config's input-side fields (k, scheme, T, max_count, mode) are applied to converted
+layers, and a different weight quantisation raises ValueError (it needs the float weights).
 
 >>> import torch
 >>> from torch import nn
@@ -11,8 +13,10 @@ weight is tied to the input embedding). Converting twice changes nothing.
 >>> net = convert(net, SpikeConfig(granularity="channel"))
 >>> [type(m).__name__ for m in net]
 ['SpikingLinear', 'ReLU', 'SpikingLinear']
->>> convert(net, SpikeConfig()) is net  # idempotent
+>>> convert(net, SpikeConfig(granularity="channel")) is net  # idempotent
 True
+>>> convert(net, SpikeConfig(granularity="channel", k=2.5))[0].config.k  # input side: applied
+2.5
 >>> s = memory_summary(net)
 >>> s.n_layers, s.converted_bytes < s.fp16_bytes
 (2, True)
@@ -34,6 +38,7 @@ __all__ = [
     "convert",
     "is_convertible",
     "memory_summary",
+    "model_footprint",
     "module_nbytes",
     "output_head_names",
     "set_mode",
@@ -132,11 +137,14 @@ def convert(
     Returns:
         ``model`` (converted in place), or the new layer when ``model`` itself is a linear.
     """
+    explicit = config is not None
     config = SpikeConfig() if config is None else config
     if not isinstance(config, SpikeConfig):
         raise TypeError(f"config must be a SpikeConfig, got {type(config).__name__}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if explicit:
+        _reconfigure_converted(model, config)
     if filter_fn is None:
         heads = output_head_names(model)
 
@@ -168,6 +176,33 @@ def convert(
         if progress is not None:
             progress(name)
     return model
+
+
+#: SpikeConfig fields fixed by the stored INT8 weights; the others act on the inputs only.
+WEIGHT_FIELDS = ("granularity", "group_size", "remainder", "clip_weights")
+
+
+def _reconfigure_converted(model: nn.Module, config: SpikeConfig) -> None:
+    """Apply ``config`` to layers that are already converted: input-side fields (k, scheme, T,
+    max_count, mode, compute_dtype) change in place; a different weight quantisation cannot
+    be applied without the float weights and raises ValueError."""
+    layers = spiking_layers(model) if not isinstance(model, SpikingLinear) else {"": model}
+    for name, layer in layers.items():
+        old = layer.config
+        if old == config:
+            continue
+        imported = layer.qdata.dtype == torch.int16 or layer.n_out_of_range > 0
+        changed = [f for f in WEIGHT_FIELDS if getattr(old, f) != getattr(config, f)]
+        if changed and not (imported or layer.group_size == config.group_size_for(
+                layer.in_features) and changed == ["remainder"]):
+            raise ValueError(
+                f"layer '{name or '<root>'}' is already converted with "
+                f"{', '.join(f'{f}={getattr(old, f)!r}' for f in changed)}; the new config asks "
+                f"for {', '.join(f'{f}={getattr(config, f)!r}' for f in changed)}, which needs "
+                f"the float weights: convert the float model instead (input-side fields such as "
+                f"k, scheme, T, max_count and mode can be changed on a converted model)"
+            )
+        layer.config = config.replace(**{f: getattr(old, f) for f in WEIGHT_FIELDS})
 
 
 def _inside_spiking(name: str, targets: list[tuple[str, nn.Module]]) -> bool:
@@ -205,17 +240,28 @@ def set_mode(model: nn.Module, mode: str) -> nn.Module:
     return model
 
 
-def module_nbytes(model: nn.Module) -> int:
-    """Bytes of all parameters and buffers (shared tensors counted once)."""
+def model_footprint(model: nn.Module) -> tuple[int, int]:
+    """``(bytes, values)`` of all parameters and buffers of ``model``, shared tensors counted
+    once (the NeuroBench footprint).
+
+    >>> model_footprint(nn.Linear(4, 2))
+    (40, 10)
+    """
     seen: set[tuple[int, int]] = set()
-    total = 0
+    nbytes = nvalues = 0
     for t in list(model.parameters()) + list(model.buffers()):
-        key = (t.data_ptr(), t.numel())
+        key = (t.data_ptr(), t.numel()) if t.device.type != "meta" else (id(t), t.numel())
         if key in seen:
             continue
         seen.add(key)
-        total += t.numel() * t.element_size()
-    return total
+        nbytes += t.numel() * t.element_size()
+        nvalues += t.numel()
+    return nbytes, nvalues
+
+
+def module_nbytes(model: nn.Module) -> int:
+    """Bytes of all parameters and buffers (shared tensors counted once)."""
+    return model_footprint(model)[0]
 
 
 @dataclass

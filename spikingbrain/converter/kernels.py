@@ -133,10 +133,7 @@ def _grouped_matmul(a: torch.Tensor, b: torch.Tensor, group_size: int,
         return torch.zeros(m, n, G, dtype=torch.int32, device=a.device)
     sl = [slice(g * group_size, (g + 1) * group_size) for g in range(G)]
     if _int_mm_ok(a, b):
-        try:
-            return _grouped_int_mm(a, b, sl, group_size, col_absmax)
-        except RuntimeError:  # pragma: no cover - device-specific shape rules
-            pass
+        return _grouped_int_mm(a, b, sl, group_size, col_absmax)
     a = _as_int(a)
     return torch.stack([_float_matmul(a[:, s], b[:, s]) for s in sl], dim=-1)
 
@@ -164,7 +161,9 @@ def _grouped_int_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], group_siz
     # one contiguous [m, n] block per group, returned as a [m, n, G] view (no stacking copy)
     out = torch.empty(len(sl), a.shape[0], b.shape[0], dtype=torch.int32, device=a.device)
     for g, s in enumerate(sl):
-        if min(s.stop, k) - s.start < 2:  # k = 1: _int_mm is wrong on CPU
+        width = min(s.stop, k) - s.start
+        # k = 1: _int_mm is wrong on CPU; CUDA's needs k % 8 == 0 (a short last group)
+        if width < 2 or (a.device.type == "cuda" and width % 8):
             out[g] = _float_matmul(_as_int(a[:, s]), b[:, s])
             continue
         acc = _digit_matmul([a8[:, s]], [d[:, s] for d in b_d])

@@ -3,8 +3,9 @@
 The JSON file records the format name, :data:`SCHEMA_VERSION`, the package version, the
 default :class:`SpikeConfig`, every converted layer (shape, group size, qdata/bias dtypes and
 its own config), tied-tensor aliases, the safetensors file's SHA-256, and for Hugging Face
-models the model class (the folder then also holds ``config.json``). Files are written
-atomically (the JSON last), so a folder is either complete or still shows the previous save.
+models the model class (the folder then also holds ``config.json``). A save builds the
+whole folder beside the target and swaps it in atomically, so a folder is either complete or
+still shows the previous save.
 
 Loading rebuilds the model in one of two ways:
 
@@ -41,7 +42,8 @@ from torch import nn
 from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.convert import spiking_layers
 from spikingbrain.converter.layer import SpikingLinear, is_conv1d
-from spikingbrain.utils.atomic import atomic_path, atomic_write
+from spikingbrain.utils.atomic import atomic_folder, recover_folder
+from spikingbrain.utils.dtypes import DTYPES, dtype_from_name, dtype_name
 
 __all__ = [
     "FORMAT",
@@ -54,17 +56,10 @@ __all__ = [
 ]
 
 #: Version of the folder layout; bumped when a change would break older readers.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT = "spikingbrain.converted"
 META_FILE = "spikingbrain_converted.json"
 WEIGHTS_FILE = "model.safetensors"
-
-_DTYPES = {str(d).removeprefix("torch."): d for d in
-           (torch.int8, torch.int16, torch.float32, torch.float16, torch.bfloat16, torch.float64)}
-
-
-def _dtype_name(d: torch.dtype) -> str:
-    return str(d).removeprefix("torch.")
 
 
 def _sha256(path: Path) -> str:
@@ -97,41 +92,57 @@ def _hf_info(model: nn.Module) -> dict[str, Any] | None:
         return None
     floats = [p.dtype for p in model.parameters() if p.is_floating_point()]
     return {"class_name": type(model).__name__,
-            "dtype": _dtype_name(floats[0]) if floats else "float32"}
+            "dtype": dtype_name(floats[0]) if floats else "float32"}
 
 
-def save_converted(model: nn.Module, path: str | os.PathLike) -> None:
-    """Save a converted model into folder ``path`` (created if missing).
+#: Environment variable naming a save stage at which the process signals itself: the
+#: fault-injection point of the all-or-nothing tests. ``STAGE`` sends SIGKILL, ``STAGE:INT``
+#: SIGINT (Ctrl-C). Stages: "weights", "config", "tokenizer", "meta", "synced".
+KILL_AT_ENV = "SPIKINGBRAIN_TEST_KILL_AT"
 
-    Writes ``model.safetensors`` (all parameters and buffers; tied tensors once),
-    ``spikingbrain_converted.json`` and, for Hugging Face models, ``config.json`` (and the
-    generation config when present).
-    """
+
+def _stage(name: str) -> None:
+    want = os.environ.get(KILL_AT_ENV, "")
+    if want.split(":")[0] == name:  # pragma: no cover - runs in a signalled subprocess
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT if want.endswith(":INT") else signal.SIGKILL)
+
+
+def _meta_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of everything in the metadata but the digest itself."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _replaceable(folder: Path) -> bool:
+    """Only a previous save (it has the metadata file) may be replaced."""
+    return (folder / META_FILE).is_file()
+
+
+def _write_folder(model: nn.Module, layers: dict[str, SpikingLinear], folder: Path,
+                  tokenizer: Any) -> None:
     from safetensors.torch import save_file
 
     from spikingbrain import __version__
 
-    layers = spiking_layers(model)
-    if not layers:
-        raise ValueError("the model has no SpikingLinear layer; convert it first with "
-                         "spikingbrain.converter.convert(model, SpikeConfig(...))")
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
     tensors, aliases = _dedup_state(model)
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        digest = _sha256(tmp)
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT})
+    digest = _sha256(folder / WEIGHTS_FILE)
+    _stage("weights")
     hf = _hf_info(model)
     if hf is not None:
-        model.config.save_pretrained(folder)  # writes config.json (small)
+        model.config.save_pretrained(folder)  # config.json
         gen = getattr(model, "generation_config", None)
         if gen is not None and hasattr(gen, "save_pretrained"):
             try:
                 gen.save_pretrained(folder)
             except (ValueError, OSError) as err:  # pragma: no cover - not ours to fix
-                warnings.warn(f"generation config not saved: {err}", stacklevel=2)
+                warnings.warn(f"generation config not saved: {err}", stacklevel=3)
+    _stage("config")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    _stage("tokenizer")
     first = next(iter(layers.values())).config
     meta = {
         "format": FORMAT,
@@ -146,17 +157,45 @@ def save_converted(model: nn.Module, path: str | os.PathLike) -> None:
                 "in_features": m.in_features,
                 "out_features": m.out_features,
                 "group_size": m.group_size,
-                "qdata_dtype": _dtype_name(m.qdata.dtype),
+                "qdata_dtype": dtype_name(m.qdata.dtype),
                 "bias": m.bias is not None,
-                "bias_dtype": _dtype_name(m.bias.dtype) if m.bias is not None else None,
+                "bias_dtype": dtype_name(m.bias.dtype) if m.bias is not None else None,
                 "n_out_of_range": m.n_out_of_range,
                 "config": m.config.to_dict(),
             }
             for name, m in layers.items()
         },
     }
-    with atomic_write(folder / META_FILE, "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2)
+    meta["meta_sha256"] = _meta_digest(meta)
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    _stage("meta")
+
+
+def save_converted(model: nn.Module, path: str | os.PathLike, tokenizer: Any = None) -> None:
+    """Save a converted model into folder ``path``, all or nothing.
+
+    Writes ``model.safetensors`` (all parameters and buffers; tied tensors once),
+    ``spikingbrain_converted.json`` (checksums of the weights and of its own content), for
+    Hugging Face models ``config.json`` (and the generation config), and the ``tokenizer``'s
+    files when one is given. The whole folder is built beside the target, synced to disk, then
+    swapped in with one atomic exchange: a save that is interrupted at any point leaves the
+    previous save (or nothing) in place, never a mix. A folder holding files that no save
+    wrote (e.g. a float model) is refused.
+    """
+    layers = spiking_layers(model)
+    if not layers:
+        raise ValueError("the model has no SpikingLinear layer; convert it first with "
+                         "spikingbrain.converter.convert(model, SpikeConfig(...))")
+    try:
+        with atomic_folder(path, _replaceable, on_synced=lambda: _stage("synced")) as staging:
+            _write_folder(model, layers, staging, tokenizer)
+    except ValueError as err:
+        if "already holds other files" not in str(err):
+            raise
+        raise ValueError(
+            f"{path} already holds files that save_converted did not write (e.g. a float "
+            f"model); refusing to replace them: choose a new or empty folder"
+        ) from None
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -193,6 +232,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("layers", "weights", "config"):
         if key not in meta:
             raise ValueError(f"{meta_path} lacks the '{key}' entry; the file is corrupt")
+    if meta.get("meta_sha256") != _meta_digest(meta):
+        raise ValueError(
+            f"{meta_path} does not match its own checksum (meta_sha256 missing or wrong): the "
+            f"layer table or config was edited or damaged; convert the model again"
+        )
     return meta
 
 
@@ -215,15 +259,15 @@ def _build_hf(folder: Path, meta: dict[str, Any]) -> nn.Module:
         raise ValueError(f"transformers has no model class {hf['class_name']!r}; pass "
                          f"model=... to load_converted")
     model = cls(config)
-    dtype = _DTYPES.get(hf.get("dtype", "float32"), torch.float32)
+    dtype = DTYPES.get(hf.get("dtype", "float32"), torch.float32)
     return model.to(dtype).eval()
 
 
 def _shell(spec: dict[str, Any], where: str) -> SpikingLinear:
     try:
         cfg = SpikeConfig.from_dict(spec["config"])
-        qd = _DTYPES[spec["qdata_dtype"]]
-        bd = _DTYPES[spec["bias_dtype"]] if spec["bias"] else torch.float32
+        qd = dtype_from_name(spec["qdata_dtype"])
+        bd = dtype_from_name(spec["bias_dtype"]) if spec["bias"] else torch.float32
         layer = SpikingLinear(spec["in_features"], spec["out_features"], cfg,
                               bias=spec["bias"], qdata_dtype=qd, bias_dtype=bd)
     except (KeyError, TypeError) as err:
@@ -256,11 +300,15 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
     from safetensors.torch import load_file
 
     folder = Path(path)
+    recover_folder(folder)
     meta = read_metadata(folder)
     wfile = folder / meta["weights"].get("file", WEIGHTS_FILE)
     if not wfile.is_file():
         raise FileNotFoundError(f"{wfile} is missing; the converted model is incomplete")
-    if verify and meta["weights"].get("sha256") and _sha256(wfile) != meta["weights"]["sha256"]:
+    if verify and not meta["weights"].get("sha256"):
+        raise ValueError(f"{META_FILE} records no checksum of {wfile.name}; the file is corrupt "
+                         f"(pass verify=False to load it unchecked)")
+    if verify and _sha256(wfile) != meta["weights"]["sha256"]:
         raise ValueError(
             f"{wfile} does not match the checksum recorded in {META_FILE}: the file is corrupt "
             f"or was replaced (pass verify=False to skip the check)"

@@ -108,6 +108,55 @@ def _epilogue(layer, acc: torch.Tensor, vth: torch.Tensor) -> torch.Tensor:
     return epilogue(acc, layer.scale, vth.reshape(-1, 1), layer.bias, layer.config.compute_dtype)
 
 
+def _checked_accumulators(layer, counts: torch.Tensor, name: str) -> torch.Tensor:
+    """torch's int32 accumulators ``[n, out, G]``, checked against the plain int64 reference."""
+    acc = layer.integer_accumulators(counts).to(torch.int32)
+    ref64 = runner.integer_accumulators(layer.qdata.cpu().numpy(), counts.numpy(),
+                                        layer.group_size)
+    if not np.array_equal(acc.numpy(), ref64):
+        raise RuntimeError(
+            f"layer {name!r}: torch's SpikingLinear.integer_accumulators disagrees with "
+            f"a plain int64 reference on {int((acc.numpy() != ref64).sum())} values; the "
+            f"bundle would carry a wrong reference (a converter bug: please report it)")
+    return acc
+
+
+def _layer_arrays(li: int, layer, acc: torch.Tensor, counts: torch.Tensor, vth: torch.Tensor,
+                  y_ref: torch.Tensor) -> dict[str, np.ndarray]:
+    """Layer ``li``'s weights and torch's reference results as bundle arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    qd = layer.qdata.detach().cpu()
+    arrays[f"layer{li}.qdata"] = qd.numpy().astype(np.int8 if qd.dtype == torch.int8
+                                                   else np.int16)
+    arrays[f"layer{li}.scale"] = layer.scale.detach().float().cpu().numpy()
+    if layer.bias is not None:
+        arrays[f"layer{li}.bias"] = layer.bias.detach().float().cpu().numpy()
+    arrays[f"ref.layer{li}.acc"] = acc.numpy()
+    arrays[f"ref.layer{li}.counts"] = counts.numpy().astype(np.int64)
+    arrays[f"ref.layer{li}.vth"] = vth.numpy()
+    arrays[f"ref.layer{li}.y"] = y_ref.detach().float().cpu().numpy()
+    return arrays
+
+
+def _chain_input(p, layer, prev_acc: torch.Tensor, prev_vth: torch.Tensor,
+                 y_float32: torch.Tensor) -> tuple:
+    """Layer ``layer``'s input counts and Vth from the previous layer ``p`` by the exact chain
+    encoder (module docstring), torch's own float32 chain output and how many counts differ
+    between the two: ``(counts, vth, y_float32, n_mismatch)``."""
+    cfg = layer.config
+    y64 = runner.finish_output(prev_acc.numpy(), prev_vth.numpy(), p.scale.numpy(),
+                               None if p.bias is None else p.bias.float().numpy())
+    c64, v64, _ = runner.encode_counts(y64, cfg.k, cfg.max_count)
+    if cfg.T is not None:
+        lo, hi = runner.count_limits(cfg.scheme, cfg.T)
+        c64 = np.clip(c64, lo, hi)
+    counts = torch.from_numpy(c64)
+    with torch.no_grad():
+        c32, _, _ = layer.spike_counts(y_float32)
+        y_float32 = layer(y_float32)
+    return counts, torch.from_numpy(v64), y_float32, int((c32.to(torch.int64) != counts).sum())
+
+
 def bundle_arrays(layers: Sequence, x: torch.Tensor, names: Sequence[str] | None = None
                   ) -> tuple[dict, dict[str, np.ndarray]]:
     """Compute a bundle's ``(meta, arrays)`` without writing it (see :func:`write_bundle`)."""
@@ -145,39 +194,13 @@ def bundle_arrays(layers: Sequence, x: torch.Tensor, names: Sequence[str] | None
     for li, layer in enumerate(layers):
         cfg = layer.config
         if li > 0:
-            p = layers[li - 1]
-            y64 = runner.finish_output(prev_acc.numpy(), prev_vth.numpy(), p.scale.numpy(),
-                                       None if p.bias is None else p.bias.float().numpy())
-            c64, v64, _ = runner.encode_counts(y64, cfg.k, cfg.max_count)
-            if cfg.T is not None:
-                lo, hi = runner.count_limits(cfg.scheme, cfg.T)
-                c64 = np.clip(c64, lo, hi)
-            counts = torch.from_numpy(c64)
-            vth = torch.from_numpy(v64)
-            with torch.no_grad():
-                c32, _, _ = layer.spike_counts(y_float32)
-                y_float32 = layer(y_float32)
-            chain_mismatch.append(int((c32.to(torch.int64) != counts).sum()))
-        acc = layer.integer_accumulators(counts).to(torch.int32)
-        ref64 = runner.integer_accumulators(layer.qdata.cpu().numpy(), counts.numpy(),
-                                            layer.group_size)
-        if not np.array_equal(acc.numpy(), ref64):
-            raise RuntimeError(
-                f"layer {names[li]!r}: torch's SpikingLinear.integer_accumulators disagrees with "
-                f"a plain int64 reference on {int((acc.numpy() != ref64).sum())} values; the "
-                f"bundle would carry a wrong reference (a converter bug: please report it)")
+            counts, vth, y_float32, mismatch = _chain_input(layers[li - 1], layer, prev_acc,
+                                                            prev_vth, y_float32)
+            chain_mismatch.append(mismatch)
+        acc = _checked_accumulators(layer, counts, names[li])
         y_ref = y_torch if li == 0 else _epilogue(layer, acc, vth.to(torch.float32))
         T = _window(counts.numpy(), cfg.scheme, cfg.T)
-        qd = layer.qdata.detach().cpu()
-        arrays[f"layer{li}.qdata"] = qd.numpy().astype(np.int8 if qd.dtype == torch.int8
-                                                       else np.int16)
-        arrays[f"layer{li}.scale"] = layer.scale.detach().float().cpu().numpy()
-        if layer.bias is not None:
-            arrays[f"layer{li}.bias"] = layer.bias.detach().float().cpu().numpy()
-        arrays[f"ref.layer{li}.acc"] = acc.numpy()
-        arrays[f"ref.layer{li}.counts"] = counts.numpy().astype(np.int64)
-        arrays[f"ref.layer{li}.vth"] = vth.numpy()
-        arrays[f"ref.layer{li}.y"] = y_ref.detach().float().cpu().numpy()
+        arrays.update(_layer_arrays(li, layer, acc, counts, vth, y_ref))
         if li == 0:
             arrays["input.spikes"] = _spike_train(counts, cfg.scheme, T)
             arrays["input.counts"] = counts.numpy().astype(np.int64)

@@ -221,6 +221,12 @@ def simulate_bundle(bundle: str | os.PathLike, tags: Sequence[str] = runner.TAGS
     bundle = Path(bundle).resolve()  # the subprocess runs in another folder
     out = (Path(out) if out is not None else bundle.with_name(bundle.stem + ".results.npz")
            ).resolve()
+    if out == bundle:
+        raise ValueError(f"the results file {out} is the bundle itself; give another --out "
+                         f"(default: <bundle>.results.npz)")
+    if out.is_dir():
+        raise ValueError(f"the results path {out} is a directory; give a file name ending "
+                         f"in .npz")
     env = find_lava_environment(python)
     t0 = time.perf_counter()
     if env.kind == "in-process":

@@ -6,78 +6,20 @@ inside the command body so that ``spikingbrain --help`` stays instant.
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 from typing import Any
 
 import typer
 
-__all__ = ["load_model_dir", "match_layers", "register_export_nir", "token_batch"]
+from spikingbrain.neuromorphic.cli_args import (
+    GROUP_SIZE_OPTION,
+    K_OPTION,
+    MODEL_DIR_ARGUMENT,
+    SCHEME_OPTION,
+)
+from spikingbrain.utils.cli_checks import fail, with_usage_errors
 
-EMBEDDED = "minilm"
-
-
-def load_model_dir(model_dir: str, scheme: str = "bitwise_bidirectional", k: float = 3.0,
-                   group_size: int = 128) -> tuple[Any, Any, str]:
-    """``(model, tokenizer, how)`` for MODEL_DIR.
-
-    - a folder written by ``save_converted`` / ``spikingbrain convert``: loaded as saved;
-    - a Hugging Face model folder (``config.json`` + weights): converted on the fly with
-      ``SpikeConfig(scheme, k, group_size)``;
-    - ``minilm``: the embedded all-MiniLM-L6-v2, converted on the fly.
-    """
-    import os
-
-    from spikingbrain.converter import SpikeConfig, convert, load_converted
-    from spikingbrain.converter.serialize import META_FILE
-    from spikingbrain.data import load_minilm
-    from spikingbrain.utils.optional import require
-
-    cfg = SpikeConfig(scheme=scheme, k=k, group_size=group_size)
-    if model_dir == EMBEDDED:
-        model, tok = load_minilm()
-        return convert(model, cfg), tok, f"embedded all-MiniLM-L6-v2, converted ({_short(cfg)})"
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        raise ValueError(f"MODEL_DIR {model_dir!r} is not a folder: pass a converted model folder "
-                         f"(spikingbrain convert), a Hugging Face model folder, or '{EMBEDDED}'")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    transformers = require("transformers", extra="hf", purpose="loading Hugging Face models")
-    if (folder / META_FILE).is_file():
-        model, how = load_converted(folder).eval(), "converted model folder"
-    elif (folder / "config.json").is_file():
-        model = transformers.AutoModel.from_pretrained(folder, local_files_only=True).eval()
-        model, how = convert(model, cfg), f"Hugging Face folder, converted ({_short(cfg)})"
-    else:
-        raise ValueError(f"{folder} holds neither a converted model ({META_FILE}) nor a Hugging "
-                         f"Face model (config.json)")
-    try:
-        tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except Exception:  # noqa: BLE001 - any failure means: no usable tokenizer in the folder
-        _, tok = load_minilm()
-        vocab = getattr(getattr(model, "config", None), "vocab_size", None)
-        if vocab != tok.vocab_size:
-            raise ValueError(f"{folder} has no tokenizer; save one there with "
-                             f"tokenizer.save_pretrained('{folder}')") from None
-    return model, tok, how
-
-
-def _short(cfg: Any) -> str:
-    return f"scheme={cfg.scheme}, k={cfg.k:g}, group_size={cfg.group_size}"
-
-
-def match_layers(model: Any, pattern: str) -> dict[str, Any]:
-    """``{name: SpikingLinear}`` whose dotted module name matches the fnmatch ``pattern``
-    (comma-separated patterns allowed), in model order."""
-    from spikingbrain.converter import spiking_layers
-
-    layers = spiking_layers(model)
-    pats = [p.strip() for p in pattern.split(",") if p.strip()]
-    chosen = {n: m for n, m in layers.items() if any(fnmatch.fnmatchcase(n, p) for p in pats)}
-    if not chosen:
-        some = ", ".join(list(layers)[:6]) or "(the model has no converted layer)"
-        raise ValueError(f"no converted layer matches {pattern!r}; layer names look like: {some}")
-    return chosen
+__all__ = ["register_export_nir", "token_batch"]
 
 
 def token_batch(tok: Any, n_tokens: int) -> dict[str, Any]:
@@ -95,35 +37,68 @@ def token_batch(tok: Any, n_tokens: int) -> dict[str, Any]:
         n_sent *= 4
 
 
+def _check_args(model_dir: str, layers: str, out: Path, scheme: str, k: float,
+                group_size: int) -> tuple[Path, Any]:
+    """Every argument checked before a model loads: ``(graph path, SpikeConfig)``."""
+    from spikingbrain.neuromorphic.cli_args import model_dir_arg, out_file_arg, spike_config_arg
+    from spikingbrain.neuromorphic.nir_export import data_path
+
+    if not layers.strip(" ,"):
+        fail("--layers is empty; give a glob such as 'encoder.layer.0.*'")
+    out = out_file_arg(out, ".nir")
+    out_file_arg(data_path(out), ".nir", "--out (its data file)")
+    cfg = spike_config_arg(scheme, k, group_size)
+    model_dir_arg(model_dir)
+    return out, cfg
+
+
+def _print_summary(console: Any, chosen: dict, data: Any, n_tok: int) -> None:
+    """One table row per exported layer: shape, coding, recorded input events."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("layer", overflow="fold")
+    for col in ("in->out", "coding", "events", "per token·ch"):
+        table.add_column(col, justify="right", overflow="fold")
+    for name, m in chosen.items():
+        ev = data.nodes[f"{name}.regroup"].observables["spikes"]
+        n_ev = int((ev.idx >= 0).sum())
+        c = m.config
+        coding = f"{c.scheme} k={c.k:g} T={'min' if c.T is None else c.T}"
+        table.add_row(name, f"{m.in_features}->{m.out_features}", coding, f"{n_ev:,}",
+                      f"{n_ev / max(1, n_tok * m.in_features):.3f}")
+    console.print(table)
+
+
 def register_export_nir(export_app: typer.Typer) -> None:
     """Add ``nir`` to the ``export`` group."""
 
     @export_app.command("nir")
+    @with_usage_errors
     def export_nir_cmd(
-        model_dir: str = typer.Argument(
-            ..., help=f"a converted model folder (spikingbrain convert / save_converted), a "
-                      f"Hugging Face model folder (converted on the fly), or '{EMBEDDED}' for the "
-                      f"embedded all-MiniLM-L6-v2"),
+        model_dir: str = MODEL_DIR_ARGUMENT,
         layers: str = typer.Option(
             "encoder.layer.0.intermediate.dense", "--layers",
             help="fnmatch pattern over dotted layer names, e.g. 'encoder.layer.0.*' "
                  "(comma-separated patterns allowed)"),
         tokens: int = typer.Option(
-            8, "--tokens", min=1,
+            8, "--tokens",
             help="real tokens (standard-library sentences) run through the model; each layer's "
                  "thresholds, input spike events and outputs are recorded as NIR data"),
         out: Path = typer.Option("spiking.nir", "--out",  # noqa: B008
-                                 help="graph file (.nir); the recorded data go to <stem>.data.nir"),
+                                 help="graph file (.nir appended when missing); the recorded data "
+                                      "go to <stem>.data.nir (both written, or neither)"),
         chain: bool = typer.Option(
             False, "--chain/--no-chain",
-            help="connect the matched layers in order as one chain (shapes must chain; the "
-                 "model's own operations between them, such as norms, activations and "
-                 "residuals, are not exported); default: independent layers, each with its "
+            help="connect the matched layers in order as one chain (shapes must chain and "
+                 "each layer must take its input from the previous one in the model's data "
+                 "flow, so query/key/value are refused; the model's own operations between "
+                 "them, such as norms, activations and residuals, are not exported); default: independent layers, each with its "
                  "own input and output node. Recorded data always come from the model's run"),
-        scheme: str = typer.Option("bitwise_bidirectional",
-                                   help="spike coding scheme for on-the-fly conversion"),
-        k: float = typer.Option(3.0, help="threshold divisor k for on-the-fly conversion"),
-        group_size: int = typer.Option(128, help="weight group size for on-the-fly conversion"),
+        scheme: str = SCHEME_OPTION,
+        k: float = K_OPTION,
+        group_size: int = GROUP_SIZE_OPTION,
     ) -> None:
         """Export converted spiking layers to a NIR graph (.nir, HDF5).
 
@@ -134,39 +109,32 @@ def register_export_nir(export_app: typer.Typer) -> None:
         tokens go to <stem>.data.nir. Read back in Python with
         spikingbrain.neuromorphic.nir_import.from_nir / read_nir_data.
         """
-        from rich import box
         from rich.console import Console
-        from rich.table import Table
 
+        from spikingbrain.neuromorphic.cli_args import load_model_dir
+        from spikingbrain.neuromorphic.layer_select import check_chain, select_layers
         from spikingbrain.neuromorphic.nir_events import record_nir_data
         from spikingbrain.neuromorphic.nir_export import layers_to_nir, write_nir
 
         console = Console()
+        if tokens < 1:
+            fail(f"--tokens must be >= 1, got {tokens}")
+        out, cfg = _check_args(model_dir, layers, out, scheme, k, group_size)
+        with console.status("loading the model"):
+            model, tok, how = load_model_dir(model_dir, cfg)
         try:
-            with console.status("loading the model"):
-                model, tok, how = load_model_dir(model_dir, scheme, k, group_size)
-            chosen = match_layers(model, layers)
+            chosen = select_layers(model, layers)
             batch = token_batch(tok, tokens)
+            if chain:
+                check_chain(model, chosen, lambda: model(**batch))
             graph = layers_to_nir(chosen, chain=chain)
             with console.status(f"running {tokens} tokens"):
                 data = record_nir_data(chosen, lambda: model(**batch))
             files = write_nir(graph, out, data)
-        except (ValueError, TypeError, FileNotFoundError) as err:
-            raise typer.BadParameter(str(err)) from None
+        except (ValueError, TypeError) as err:
+            fail(str(err))
         console.print(f"[bold]NIR export[/bold] of {model_dir}: {how}")
-        table = Table(box=box.SIMPLE_HEAD)
-        table.add_column("layer", overflow="fold")
-        for col in ("in->out", "coding", "events", "per token·ch"):
-            table.add_column(col, justify="right", overflow="fold")
-        n_tok = batch["input_ids"].shape[1]
-        for name, m in chosen.items():
-            ev = data.nodes[f"{name}.regroup"].observables["spikes"]
-            n_ev = int((ev.idx >= 0).sum())
-            c = m.config
-            coding = f"{c.scheme} k={c.k:g} T={'min' if c.T is None else c.T}"
-            table.add_row(name, f"{m.in_features}->{m.out_features}", coding, f"{n_ev:,}",
-                          f"{n_ev / max(1, n_tok * m.in_features):.3f}")
-        console.print(table)
+        _print_summary(console, chosen, data, batch["input_ids"].shape[1])
         console.print(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges, "
                       f"{'chained' if chain else 'independent'} layers, "
                       f"{batch['input_ids'].shape[1]} tokens")

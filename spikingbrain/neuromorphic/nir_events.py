@@ -37,7 +37,8 @@ from torch import nn
 
 from spikingbrain.utils.optional import require
 
-__all__ = ["events_from_nir", "events_to_nir", "layer_nir_data", "record_nir_data"]
+__all__ = ["events_from_nir", "events_to_nir", "layer_nir_data", "nir_input_spikes",
+           "record_nir_data"]
 
 
 def _nir() -> Any:
@@ -129,13 +130,12 @@ def layer_nir_data(name: str, layer: nn.Module, x: torch.Tensor, dt: float = 1.0
     - ``f"{name}.threshold"``: ``input`` (``x`` per token, ``TimeGriddedData [tokens, 1, in]``)
       and ``vth`` (``[tokens, 1, 1]``);
     - ``f"{name}.regroup"``: ``spikes``, the layer's input spike train as ``ValuedEventData``
-      (samples = tokens; the values :func:`~spikingbrain.neuromorphic.nir_export.nir_input_spikes`
+      (samples = tokens; the values :func:`nir_input_spikes`
       sends, so decoding with ``|w_t|`` gives the counts);
     - ``f"{name}.group_sum"``: ``output``, the layer's output ``y`` (bias included).
     """
     nir = _nir()
     from spikingbrain.coding.events import to_events
-    from spikingbrain.neuromorphic.nir_export import nir_input_spikes
 
     x = x.detach().reshape(-1, layer.in_features)
     with torch.no_grad():
@@ -196,3 +196,27 @@ def record_nir_data(layers: Mapping[str, nn.Module], run: Callable[[], Any] | to
     for name, layer in layers.items():
         nodes.update(layer_nir_data(name, layer, seen[name], dt))
     return nir.NIRGraphData(nodes)
+
+
+def nir_input_spikes(counts: torch.Tensor, scheme: str, T: int | None = None) -> torch.Tensor:
+    """The spike train an exported layer's ``L.regroup`` node receives: int8 ``[T, ...]``.
+
+    Per time step, the signed spikes that the NIR accumulator adds with weight ``|w_t|`` (1 for
+    binary/ternary, ``2**(T-1-t)`` for the bitwise schemes): unsigned schemes send the positive
+    train minus the negative train (values in {-1, 0, 1}); two's complement sends its sign step
+    ``t = 0`` (weight ``-2**(T-1)``) as a negative spike. So ``counts = sum_t |w_t| * s[t]``.
+
+    >>> nir_input_spikes(torch.tensor([5, -3]), "bitwise_twos_complement").tolist()
+    [[0, -1], [1, 1], [0, 0], [1, 1]]
+    >>> nir_input_spikes(torch.tensor([2, -1]), "binary").tolist()
+    [[1, -1], [1, 0]]
+    """
+    from spikingbrain.converter.kernels import spike_trains
+
+    out: torch.Tensor | None = None
+    for spikes, weights in spike_trains(counts, scheme, T):
+        signs = torch.sign(weights).to(torch.int8).view(-1, *([1] * (spikes.dim() - 1)))
+        part = spikes.to(torch.int8) * signs
+        out = part if out is None else out + part
+    assert out is not None  # spike_trains returns at least one train
+    return out

@@ -41,6 +41,7 @@ node (per layer)    NIR type, shape        meaning
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -52,8 +53,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikingbrain.neuromorphic.nir_common import (
+    FORMAT,
+    FORMAT_VERSION,
+    clean_name,
+    graph_meta,
+    is_spiking_linear,
+    nir_module,
+    to_numpy,
+    toolkit_version,
+)
+from spikingbrain.neuromorphic.nir_events import nir_input_spikes, record_nir_data
+from spikingbrain.neuromorphic.nir_network import network_to_nir
 from spikingbrain.utils.atomic import atomic_path
-from spikingbrain.utils.optional import require
 
 __all__ = [
     "FORMAT",
@@ -67,11 +79,6 @@ __all__ = [
     "write_nir",
 ]
 
-#: Value of the graph metadata entry ``format`` of graphs written by this toolkit.
-FORMAT = "spikingbrain.nir"
-#: Version of the node layout documented in docs/nir.md (bumped on incompatible changes).
-FORMAT_VERSION = 1
-
 #: Parts of one exported SpikingLinear, in data-flow order (node ``f"{layer}.{part}"``).
 LAYER_PARTS = ("threshold", "regroup", "codes", "accumulate", "group_scale", "vth", "group_sum",
                "bias")
@@ -81,75 +88,17 @@ THRESHOLD_RULE = (
     "counts = round(x / Vth) (half to even), clamped to [-max_count, max_count] and, when T is "
     "fixed, to the window's range (symmetric for the unsigned schemes binary and bitwise, whose "
     "negative counts ride on a second train of negative spikes); spikes sent to the layer: "
-    "spikingbrain.neuromorphic.nir_export.nir_input_spikes(counts, scheme, T)"
+    "spikingbrain.neuromorphic.nir_events.nir_input_spikes(counts, scheme, T)"
 )
-
-
-def _nir() -> Any:
-    return require("nir", extra="nir", purpose="NIR export")
-
-
-def _version() -> str:
-    from spikingbrain import __version__
-
-    return __version__
-
-
-def _is_spiking_linear(module: object) -> bool:
-    from spikingbrain.converter.layer import SpikingLinear
-
-    return isinstance(module, SpikingLinear)
-
-
-# --------------------------------------------------------------------------------- spikes
-
-
-def nir_input_spikes(counts: torch.Tensor, scheme: str, T: int | None = None) -> torch.Tensor:
-    """The spike train an exported layer's ``L.regroup`` node receives: int8 ``[T, ...]``.
-
-    Per time step, the signed spikes that the NIR accumulator adds with weight ``|w_t|`` (1 for
-    binary/ternary, ``2**(T-1-t)`` for the bitwise schemes): unsigned schemes send the positive
-    train minus the negative train (values in {-1, 0, 1}); two's complement sends its sign step
-    ``t = 0`` (weight ``-2**(T-1)``) as a negative spike. So ``counts = sum_t |w_t| * s[t]``.
-
-    >>> nir_input_spikes(torch.tensor([5, -3]), "bitwise_twos_complement").tolist()
-    [[0, -1], [1, 1], [0, 0], [1, 1]]
-    >>> nir_input_spikes(torch.tensor([2, -1]), "binary").tolist()
-    [[1, -1], [1, 0]]
-    """
-    from spikingbrain.converter.kernels import spike_trains
-
-    out: torch.Tensor | None = None
-    for spikes, weights in spike_trains(counts, scheme, T):
-        signs = torch.sign(weights).to(torch.int8).view(-1, *([1] * (spikes.dim() - 1)))
-        part = spikes.to(torch.int8) * signs
-        out = part if out is None else out + part
-    assert out is not None  # spike_trains returns at least one train
-    return out
 
 
 # --------------------------------------------------------------------------------- helpers
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    t = t.detach().cpu()
-    if t.dtype == torch.bfloat16:
-        t = t.float()  # exact: every bfloat16 value is a float32 value
-    return t.numpy().copy()
-
-
-def _clean_name(name: str) -> str:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"layer names must be non-empty strings, got {name!r}")
-    if "/" in name:
-        raise ValueError(f"layer name {name!r} contains '/', which HDF5 (.nir files) forbids")
-    return name
-
-
 def _layer_meta(name: str, layer: nn.Module) -> dict[str, Any]:
     cfg = layer.config
     return {
-        "spikingbrain_version": _version(),
+        "spikingbrain_version": toolkit_version(),
         "layer": name,
         "in_features": int(layer.in_features),
         "out_features": int(layer.out_features),
@@ -166,6 +115,25 @@ def _layer_meta(name: str, layer: nn.Module) -> dict[str, Any]:
     }
 
 
+def _accumulate_node(nir: Any, spec: Any, shape: tuple[int, int], dt: float, m: Any) -> Any:
+    """The ``L.accumulate`` node: ``I`` (sum) or, for bitwise schemes, ``LI`` (shift-and-add)."""
+    time_weights = ("1 per step" if not spec.bitwise else
+                    "2**(T-1-t), most significant bit first" +
+                    ("; step 0 is the sign (-2**(T-1)), sent as a negative spike"
+                     if spec.twos_complement else ""))
+    if spec.bitwise:
+        return nir.LI(
+            tau=np.full(shape, -dt), r=np.full(shape, -1.0), v_leak=np.zeros(shape),
+            metadata=m("accumulate", rule="v[t] = 2 * v[t-1] + input[t] (shift-and-add)",
+                       time_weights=time_weights, dt=float(dt), readout="last step of the window"),
+        )
+    return nir.I(
+        r=np.full(shape, 1.0 / dt),
+        metadata=m("accumulate", rule="v[t] = v[t-1] + input[t]", time_weights=time_weights,
+                   dt=float(dt), readout="last step of the window"),
+    )
+
+
 def spiking_linear_to_nir(name: str, layer: nn.Module, dt: float = 1.0
                           ) -> tuple[dict[str, Any], list[tuple[str, str]], str, str]:
     """The NIR nodes of one :class:`~spikingbrain.converter.SpikingLinear`.
@@ -177,12 +145,12 @@ def spiking_linear_to_nir(name: str, layer: nn.Module, dt: float = 1.0
 
     Use :func:`to_nir` / :func:`layers_to_nir` for complete graphs.
     """
-    nir = _nir()
+    nir = nir_module()
     from spikingbrain.coding.schemes import get_scheme
 
-    if not _is_spiking_linear(layer):
+    if not is_spiking_linear(layer):
         raise TypeError(f"expected a SpikingLinear, got {type(layer).__name__}")
-    name = _clean_name(name)
+    name = clean_name(name)
     cfg = layer.config
     spec = get_scheme(cfg.scheme)
     n_in, n_out, gs, G = layer.in_features, layer.out_features, layer.group_size, layer.n_groups
@@ -214,28 +182,13 @@ def spiking_linear_to_nir(name: str, layer: nn.Module, dt: float = 1.0
     qp = torch.zeros(n_out, G * gs, dtype=q.dtype)
     qp[:, :n_in] = q
     codes = qp.reshape(n_out, G, gs).permute(1, 0, 2).contiguous()
-    nodes[f"{name}.codes"] = nir.Linear(weight=_np(codes), metadata={**m("codes"), **meta})
+    nodes[f"{name}.codes"] = nir.Linear(weight=to_numpy(codes), metadata={**m("codes"), **meta})
     # 4. accumulate over the window (integers)
-    time_weights = ("1 per step" if not spec.bitwise else
-                    "2**(T-1-t), most significant bit first" +
-                    ("; step 0 is the sign (-2**(T-1)), sent as a negative spike"
-                     if spec.twos_complement else ""))
     shape = (G, n_out)
-    if spec.bitwise:
-        nodes[f"{name}.accumulate"] = nir.LI(
-            tau=np.full(shape, -dt), r=np.full(shape, -1.0), v_leak=np.zeros(shape),
-            metadata=m("accumulate", rule="v[t] = 2 * v[t-1] + input[t] (shift-and-add)",
-                       time_weights=time_weights, dt=float(dt), readout="last step of the window"),
-        )
-    else:
-        nodes[f"{name}.accumulate"] = nir.I(
-            r=np.full(shape, 1.0 / dt),
-            metadata=m("accumulate", rule="v[t] = v[t-1] + input[t]", time_weights=time_weights,
-                       dt=float(dt), readout="last step of the window"),
-        )
+    nodes[f"{name}.accumulate"] = _accumulate_node(nir, spec, shape, dt, m)
     # 5. per-group weight scales, then * Vth, then sum over the groups
     nodes[f"{name}.group_scale"] = nir.Scale(
-        scale=_np(layer.scale.detach().float().t().contiguous()), metadata=m("group_scale"))
+        scale=to_numpy(layer.scale.detach().float().t().contiguous()), metadata=m("group_scale"))
     nodes[f"{name}.vth"] = nir.Scale(
         scale=np.ones(shape, dtype=np.float32),
         metadata=m("vth", op="multiply_by_threshold", rule=THRESHOLD_RULE,
@@ -250,17 +203,12 @@ def spiking_linear_to_nir(name: str, layer: nn.Module, dt: float = 1.0
     if layer.bias is not None:
         nodes[f"{name}.bias"] = nir.LI(
             tau=np.full((1, n_out), float(dt)), r=np.zeros((1, n_out)),
-            v_leak=_np(layer.bias.detach()).reshape(1, n_out),
+            v_leak=to_numpy(layer.bias.detach()).reshape(1, n_out),
             metadata=m("bias", rule="tau = dt and r = 0: the output is v_leak = bias; add it to "
                                     "the group sum"),
         )
         edges.append((f"{name}.group_sum", f"{name}.bias"))
     return nodes, edges, f"{name}.threshold", f"{name}.group_sum"
-
-
-def _graph_meta(kind: str, dt: float, **extra: Any) -> dict[str, Any]:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "spikingbrain_version": _version(), "kind": kind, "dt": float(dt), **extra}
 
 
 def _layer_sinks(nodes: Mapping[str, Any], name: str, last: str) -> list[str]:
@@ -285,7 +233,7 @@ def layers_to_nir(layers: Mapping[str, nn.Module], chain: bool = False, dt: floa
     >>> g.nodes["fc.codes"].weight.shape, g.nodes["fc.codes"].weight.dtype
     ((2, 4, 4), dtype('int8'))
     """
-    nir = _nir()
+    nir = nir_module()
     if not isinstance(layers, Mapping) or not layers:
         raise ValueError("layers must be a non-empty mapping {name: SpikingLinear}")
     nodes: dict[str, Any] = {}
@@ -293,7 +241,7 @@ def layers_to_nir(layers: Mapping[str, nn.Module], chain: bool = False, dt: floa
     prev_sinks: list[str] | None = None
     prev_out = None
     for name, layer in layers.items():
-        if not _is_spiking_linear(layer):
+        if not is_spiking_linear(layer):
             raise TypeError(f"layer {name!r} is a {type(layer).__name__}, not a SpikingLinear")
         n, e, first, last = spiking_linear_to_nir(name, layer, dt)
         clash = set(n) & set(nodes)
@@ -325,129 +273,9 @@ def layers_to_nir(layers: Mapping[str, nn.Module], chain: bool = False, dt: floa
         assert prev_sinks is not None
         nodes["output"] = nir.Output(output_type={"output": np.array([1, prev_out])})
         edges.extend((s, "output") for s in prev_sinks)
-    meta = _graph_meta("spiking_linear_chain" if chain else "spiking_linear_layers", dt,
+    meta = graph_meta("spiking_linear_chain" if chain else "spiking_linear_layers", dt,
                        layers=json.dumps(list(layers)))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
-
-
-# ----------------------------------------------------------------- classic neuron networks
-
-
-def _classic_types() -> tuple[type, type, type]:
-    from spikingbrain.neurons.classic import ALIF, IF, LIF
-
-    return IF, LIF, ALIF
-
-
-def _param_array(value: Any, n: int, what: str) -> np.ndarray:
-    """A neuron parameter as an array ``[n]``: Python numbers as float64 (exact), tensors keep
-    their dtype."""
-    if isinstance(value, torch.Tensor):
-        t = value.detach().cpu()
-        try:
-            t = torch.broadcast_to(t, (n,))
-        except RuntimeError:
-            raise ValueError(
-                f"parameter {what} has shape {tuple(value.shape)}, which does not broadcast to "
-                f"the layer's {n} neurons"
-            ) from None
-        return _np(t.contiguous())
-    return np.full(n, float(value), dtype=np.float64)
-
-
-def _scalar_dt(dt: Any) -> float:
-    if isinstance(dt, torch.Tensor):
-        if dt.numel() == 0 or not bool((dt == dt.flatten()[0]).all()):
-            raise ValueError("NIR export needs one time step dt for the whole network, got a "
-                             "tensor dt with different values")
-        return float(dt.flatten()[0])
-    return float(dt)
-
-
-def _neuron_node(module: nn.Module, n: int, name: str) -> tuple[Any, float]:
-    nir = _nir()
-    IF, _, ALIF = _classic_types()
-    p = module.params
-    model = type(module).__name__
-    meta: dict[str, Any] = {
-        "spikingbrain_model": model, "reset": p.reset, "dt": _scalar_dt(p.dt),
-        "fire": "v >= threshold", "surrogate": p.surrogate,
-        "alpha": float("nan") if p.alpha is None else float(p.alpha),
-        "detach_reset": int(p.detach_reset), "layer": name,
-    }
-    if p.reset == "soft":
-        meta["note"] = ("soft reset (v -= threshold on a spike); NIR's IF/LIF reset to v_reset: "
-                        "tools that ignore this entry simulate a hard reset")
-    if isinstance(module, IF):
-        node = nir.IF(r=_param_array(p.r, n, "r"), v_threshold=_param_array(p.v_th, n, "v_th"),
-                      v_reset=_param_array(p.v_reset, n, "v_reset"), metadata=meta)
-    else:
-        if isinstance(module, ALIF):
-            meta.update(tau_adapt=_param_array(p.tau_adapt, n, "tau_adapt"),
-                        beta=_param_array(p.beta, n, "beta"),
-                        note_adaptation=("NIR has no adaptive-threshold LIF: threshold "
-                                         "v_th + beta * a, a[t] = (1 - dt/tau_adapt) a[t-1] + s[t]; "
-                                         "tools that ignore this entry simulate a plain LIF"))
-        node = nir.LIF(tau=_param_array(p.tau_mem, n, "tau_mem"), r=_param_array(p.r, n, "r"),
-                       v_leak=_param_array(p.v_leak, n, "v_leak"),
-                       v_threshold=_param_array(p.v_th, n, "v_th"),
-                       v_reset=_param_array(p.v_reset, n, "v_reset"), metadata=meta)
-    return node, meta["dt"]
-
-
-def _network_to_nir(net: nn.Sequential, input_size: int | None) -> Any:
-    nir = _nir()
-    neuron_types = _classic_types()
-    nodes: dict[str, Any] = {}
-    order: list[str] = []
-    size = input_size
-    first_size = input_size
-    dts: set[float] = set()
-    for name, mod in net.named_children():
-        if isinstance(mod, (nn.Identity, nn.Dropout)):
-            continue
-        if isinstance(mod, nn.Linear):
-            if size is not None and mod.in_features != size:
-                raise ValueError(f"module {name!r} takes {mod.in_features} inputs but receives "
-                                 f"{size}")
-            if first_size is None:
-                first_size = mod.in_features
-            w = _np(mod.weight)
-            node = (nir.Affine(weight=w, bias=_np(mod.bias)) if mod.bias is not None
-                    else nir.Linear(weight=w))
-            size = mod.out_features
-        elif isinstance(mod, neuron_types):
-            if size is None:
-                raise ValueError(
-                    f"the network starts with neuron {name!r}: pass input_size= (the number of "
-                    f"neurons) since no nn.Linear before it fixes it"
-                )
-            node, dt = _neuron_node(mod, size, name)
-            dts.add(dt)
-        elif _is_spiking_linear(mod):
-            raise TypeError(
-                f"module {name!r} is a SpikingLinear inside a network of classic neurons; export "
-                f"SpikingLinear chains on their own (nn.Sequential of SpikingLinear) with to_nir"
-            )
-        else:
-            raise TypeError(
-                f"module {name!r} of type {type(mod).__name__} has no NIR export; supported: "
-                f"nn.Linear, IF, LIF, ALIF (and nn.Identity / nn.Dropout, skipped), or a chain "
-                f"of SpikingLinear"
-            )
-        nodes[_clean_name(name)] = node
-        order.append(name)
-    if not order:
-        raise ValueError("the network has no exportable module")
-    if len(dts) > 1:
-        raise ValueError(f"the neurons use different time steps dt {sorted(dts)}; NIR export "
-                         f"needs one dt for the network")
-    nodes["input"] = nir.Input(input_type={"input": np.array([first_size])})
-    nodes["output"] = nir.Output(output_type={"output": np.array([size])})
-    names = ["input", *order, "output"]
-    edges = list(itertools.pairwise(names))
-    dt = dts.pop() if dts else 1.0
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_graph_meta("network", dt))
 
 
 def to_nir(module: nn.Module, *, name: str = "layer", input_size: int | None = None,
@@ -474,13 +302,13 @@ def to_nir(module: nn.Module, *, name: str = "layer", input_size: int | None = N
     >>> type(g.nodes["layer.accumulate"]).__name__, g.metadata["kind"]
     ('I', 'spiking_linear_chain')
     """
-    if _is_spiking_linear(module):
+    if is_spiking_linear(module):
         return layers_to_nir({name: module}, chain=True, dt=dt)
     if isinstance(module, nn.Sequential):
         children = list(module.named_children())
-        if children and all(_is_spiking_linear(m) for _, m in children):
+        if children and all(is_spiking_linear(m) for _, m in children):
             return layers_to_nir(dict(children), chain=True, dt=dt)
-        return _network_to_nir(module, input_size)
+        return network_to_nir(module, input_size)
     raise TypeError(
         f"cannot export a {type(module).__name__} to NIR: pass a SpikingLinear, an nn.Sequential "
         f"of SpikingLinear, or an nn.Sequential of nn.Linear / IF / LIF / ALIF (for several "
@@ -494,31 +322,38 @@ def to_nir(module: nn.Module, *, name: str = "layer", input_size: int | None = N
 def write_nir(graph: Any, path: str | os.PathLike, data: Any = None) -> list[Path]:
     """Write ``graph`` to a ``.nir`` file (HDF5) atomically; ``data`` (``nir.NIRGraphData``, e.g.
     from :func:`spikingbrain.neuromorphic.nir_events.record_nir_data`) goes to the sidecar
-    ``<stem>.data.nir`` beside it. Returns the paths written.
+    ``<stem>.data.nir`` beside it. Returns the paths written (the graph first).
 
-    Nothing is written half: each file appears complete or not at all.
+    Nothing is written half: both files are written to temporaries beside their targets and
+    renamed only when both writes succeeded; a target that is a directory is refused before
+    anything is written.
     """
-    nir = _nir()
+    nir = nir_module()
     path = Path(path)
     if path.suffix != ".nir":
         raise ValueError(f"NIR files use the .nir suffix, got {path.name!r}")
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"graph must be a nir.NIRGraph, got {type(graph).__name__}")
-    written = []
+    paths = [path]
     if data is not None:
         if not isinstance(data, nir.NIRGraphData):
             raise TypeError(f"data must be a nir.NIRGraphData, got {type(data).__name__}")
         missing = [k for k in data.nodes if k not in graph.nodes]
         if missing:
             raise ValueError(f"data refers to nodes that are not in the graph: {missing}")
-        dpath = data_path(path)
-        with atomic_path(dpath) as tmp:
-            nir.write_data(tmp, data)
-        written.append(dpath)
-    with atomic_path(path) as tmp:
-        nir.write(tmp, graph)
-    written.insert(0, path)
-    return written
+        paths.append(data_path(path))
+    for p in paths:
+        if p.is_dir():
+            raise ValueError(f"{p} is a directory; give a .nir file name")
+    with contextlib.ExitStack() as stack:
+        # both files are written to temporaries first; the renames happen only after both
+        # writes succeeded, so a failing write leaves neither file behind
+        tmp_graph = stack.enter_context(atomic_path(path))
+        nir.write(tmp_graph, graph)
+        if data is not None:
+            tmp_data = stack.enter_context(atomic_path(paths[1]))
+            nir.write_data(tmp_data, data)
+    return paths
 
 
 def data_path(path: str | os.PathLike) -> Path:
@@ -553,9 +388,7 @@ def export_nir(module: nn.Module, path: str | os.PathLike, example_input: torch.
     graph = to_nir(module, name=name, input_size=input_size, dt=dt)
     data = None
     if example_input is not None:
-        from spikingbrain.neuromorphic.nir_events import record_nir_data
-
-        if _is_spiking_linear(module):
+        if is_spiking_linear(module):
             layers = {name: module}
         elif isinstance(module, nn.Sequential) and graph.metadata["kind"] != "network":
             layers = dict(module.named_children())

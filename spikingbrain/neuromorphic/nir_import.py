@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikingbrain.neuromorphic.nir_export import FORMAT, FORMAT_VERSION
+from spikingbrain.neuromorphic.nir_common import FORMAT, FORMAT_VERSION
+from spikingbrain.utils.dtypes import DTYPES, dtype_from_name
 from spikingbrain.utils.optional import require
 
 __all__ = ["SUPPORTED_NODES", "from_nir", "read_nir", "read_nir_data", "spiking_layers_from_nir"]
@@ -39,8 +40,6 @@ __all__ = ["SUPPORTED_NODES", "from_nir", "read_nir", "read_nir_data", "spiking_
 #: NIR node types :func:`from_nir` turns into modules in a neuron network.
 SUPPORTED_NODES = ("Input", "Output", "Affine", "Linear", "IF", "LIF")
 
-_DTYPES = {"int8": torch.int8, "int16": torch.int16, "float32": torch.float32,
-           "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
 def _nir() -> Any:
@@ -213,8 +212,8 @@ def _layer_from_nodes(graph: Any, name: str) -> nn.Module:
         raise ValueError(f"layer {name!r}: group scales have shape {scale.shape}, expected "
                          f"{(G, n_out)}")
     has_bias = bdtype != "none"
-    kwargs: dict[str, Any] = {"bias": has_bias, "qdata_dtype": _DTYPES[qdtype],
-                              "bias_dtype": _DTYPES.get(bdtype, torch.float32)}
+    kwargs: dict[str, Any] = {"bias": has_bias, "qdata_dtype": dtype_from_name(qdtype),
+                              "bias_dtype": DTYPES.get(bdtype, torch.float32)}
     layer = SpikingLinear(n_in, n_out, cfg, **kwargs)
     if layer.group_size != gs:  # imported public codes keep their own group size
         cfg = cfg.replace(granularity="group" if gs < n_in else "channel", group_size=gs,

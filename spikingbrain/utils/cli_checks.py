@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 __all__ = [
+    "EMBEDDED",
     "UsageError",
     "check_existing_dir",
     "check_finite",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The MODEL_DIR name of the embedded all-MiniLM-L6-v2 (every command accepts it).
+EMBEDDED = "minilm"
 
 
 class UsageError(ValueError):

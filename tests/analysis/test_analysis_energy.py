@@ -20,17 +20,55 @@ from spikingbrain.cli import app
 def test_cli_energy_prints_report_figures():
     res = CliRunner().invoke(app, ["energy", "--mean-spikes", "1.13"], env={"COLUMNS": "120"})
     assert res.exit_code == 0, res.output
-    assert "0.034 pJ per MAC" in res.output
-    assert "97.7 % below FP16" in res.output
-    assert "85.2 % below INT8" in res.output
-    assert "6.76x" in res.output
+    out = " ".join(res.output.split())
+    # the report's figure (spiking adds alone) ...
+    assert "0.0340 pJ per MAC, 97.7 % below FP16 and 85.2 % below INT8" in out
+    # ... and with the group-scale epilogue, which the INT8 layer pays too
+    assert "epilogue: 1/128 float MAC (4.6 pJ)" in out and "0.0359 pJ" in out
+    assert "0.0699 pJ per MAC, 95.3 % below FP16 and 73.7 % below INT8" in out
+    assert "Left out:" in out
 
 
 def test_cli_energy_exact_and_json():
-    res = CliRunner().invoke(app, ["energy", "--mean-spikes", "1.13", "--exact", "--json"])
+    res = CliRunner().invoke(app, ["energy", "--mean-spikes", "1.13", "--exact", "--json",
+                                   "--group-size", "0"])
     d = json.loads(res.output)
-    assert d["spiking_pj"] == pytest.approx(0.0339)
+    assert d["spiking_pj"] == pytest.approx(0.0339) and d["epilogue_pj"] == 0
     assert round(100 * d["reduction_vs_int8"], 1) == 85.3
+    assert d["energy_ratio_int8_to_spiking"] == pytest.approx(0.23 / 0.0339)
+    assert "speedup_vs_int8" not in d and d["leaves_out"]
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--mean-spikes", "inf"], "--mean-spikes must be a finite number"),
+    (["--mean-spikes", "nan"], "--mean-spikes must be a finite number"),
+    (["--mean-spikes", "-1"], "--mean-spikes must be >= 0"),
+])
+def test_cli_energy_bad_numbers_are_one_line_usage_errors(args, match):
+    res = CliRunner().invoke(app, ["energy", *args])
+    assert res.exit_code == 2 and res.output.strip().startswith("spikingbrain: error:")
+    assert match in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_cli_energy_zero_spikes_prints_no_infinities():
+    res = CliRunner().invoke(app, ["energy", "--mean-spikes", "0", "--group-size", "0"],
+                             env={"COLUMNS": "120"})
+    assert res.exit_code == 0
+    assert "inf" not in res.output and "n/a (no spiking energy)" in res.output
+
+
+def test_epilogue_counts_group_scales_per_output():
+    """28 groups x fan-out float multiply-adds per token for a 3584-input layer in groups of
+    128: 1/128 float MAC per MAC, for INT8 and spiking alike."""
+    import torch
+
+    st = count_statistics([torch.zeros(2, 3584, dtype=torch.int64)], "ternary", fan_out=10,
+                          groups=28)
+    e = layer_energy(st, HOROWITZ_45NM)
+    assert e.epilogue_pj == pytest.approx(28 * 10 * 4.6)
+    assert e.spiking_total_pj == pytest.approx(e.epilogue_pj)  # no spikes: only the epilogue
+    assert e.int8_total_pj == pytest.approx(e.int8_pj + e.epilogue_pj)
+    assert e.epilogue_pj / e.dense_macs_per_token == pytest.approx(4.6 / 128)
 
 
 def test_cli_energy_bad_table():

@@ -102,9 +102,31 @@ def test_spiking_linear_stream_equals_stored():
     stats = m.stats()
     assert [s.name for s in stats.layers] == ["0", "2"]
     for st in stats.layers:
-        ref = count_statistics(stored[st.name], st.scheme, fan_out=st.fan_out)
+        assert st.groups == {"0": 3, "2": 2}[st.name] and st.trains == 1
+        ref = count_statistics(stored[st.name], st.scheme, fan_out=st.fan_out, groups=st.groups)
         _compare(st, ref)
     assert stats.footprint_bytes > 0
+
+
+@pytest.mark.parametrize("scheme", ["binary", "bitwise"])
+def test_unsigned_schemes_count_both_polarity_trains(scheme):
+    """A converted layer runs an unsigned scheme's negative counts on a second train: the
+    sparsity and firing-rate slots count both trains."""
+    from spikingbrain.converter import SpikeConfig, convert
+
+    torch.manual_seed(1)
+    net = convert(nn.Sequential(nn.Linear(16, 8)), SpikeConfig(scheme=scheme))
+    stored = []
+    net[0].add_spike_observer(lambda mod, rec: stored.append(rec.counts))
+    with monitor(net) as m:
+        net(torch.randn(4, 16))
+    st = m.stats().layers[0]
+    assert st.trains == 2
+    T = int(st.window_max)
+    assert st.slots == 2 * T * st.elements
+    ref = count_statistics(stored, scheme, fan_out=8, trains=2, groups=1)
+    _compare(st, ref)
+    assert st.sparsity_at(3) == pytest.approx(ref.sparsity_at(3))
 
 
 def test_minilm_small_batch_stream_equals_stored(minilm_converted):
@@ -128,7 +150,47 @@ def test_minilm_small_batch_stream_equals_stored(minilm_converted):
     stats = m.stats()
     assert len(stats.layers) == len(stored) > 30
     for st in stats.layers:
+        st.groups = None  # the reference has no module to read the group count from
         ref = count_statistics(stored[st.name], st.scheme, T=st.T_config, fan_out=st.fan_out,
                                masks=[mask] * len(stored[st.name]))
         _compare(st, ref)
     assert stats.total.tokens == int(mask.sum())
+
+
+@pytest.mark.parametrize("hist_range", [17, 40, 5000])
+def test_model_totals_equal_stored_for_every_hist_range(hist_range):
+    """The whole-model total uses the monitor's histogram range, including ranges smaller
+    than the largest count (the end bins hold what lies beyond)."""
+    g = torch.Generator().manual_seed(hist_range)
+    net = nn.Sequential(Emitter("bitwise_bidirectional", out_features=4),
+                        Emitter("bitwise_bidirectional", out_features=9))
+    counts = [(torch.randn(3, 6, 16, generator=g) * 30).round() for _ in range(2)]
+    counts[0][0, 0, 0] = 3 * hist_range  # beyond the histogram
+    with monitor(net, hist_range=hist_range) as m:
+        for c in counts:
+            net(c)
+    total = m.stats().total
+    everything = [torch.cat([c.reshape(-1, 16) for c in counts])] * 2
+    ref = count_statistics(everything, "bitwise_bidirectional", hist_range=hist_range)
+    assert total.hist_range == hist_range
+    assert total.zeros == ref.zeros == sum(int((c == 0).sum()) for c in counts) * 2
+    assert total.silent_fraction == pytest.approx(ref.silent_fraction)
+    assert total.fraction_le_7 == pytest.approx(ref.fraction_le_7)
+    assert total.beyond_hist == ref.beyond_hist > 0
+    assert total.hist == ref.hist
+    assert total.spikes == ref.spikes and total.elements == ref.elements
+
+
+def test_mismatched_token_mask_is_an_error():
+    em = Emitter("ternary")
+    with monitor(em) as m, m.token_mask(torch.ones(2, 3, dtype=torch.bool)):
+        with pytest.raises(ValueError, match="does not match the token shape"):
+            em(torch.zeros(2, 4, 8))
+
+
+def test_pooled_inputs_under_a_token_mask_are_kept_whole():
+    """A [batch] input under a [batch, seq] mask (a pooler) is counted unmasked."""
+    em = Emitter("ternary")
+    with monitor(em) as m, m.token_mask(torch.tensor([[True, False, False]] * 2)):
+        em(torch.ones(2, 8))
+    assert m.stats().layers[0].elements == 16

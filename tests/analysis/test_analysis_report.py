@@ -5,22 +5,8 @@ import json
 import pytest
 import torch
 
-from spikingbrain.analysis import build_report, monitor, raster
+from spikingbrain.analysis import build_report, raster
 from spikingbrain.analysis.report import SCHEMA, SCHEMA_VERSION, report_figures, write_report
-
-
-@pytest.fixture(scope="module")
-def toy_stats():
-    from torch import nn
-
-    from spikingbrain.converter import SpikeConfig, convert
-
-    torch.manual_seed(0)
-    net = convert(nn.Sequential(nn.Linear(16, 12), nn.GELU(), nn.Linear(12, 4)),
-                  SpikeConfig(group_size=8))
-    with monitor(net, sample={"0": (4, 8)}) as m:
-        net(torch.randn(6, 16))
-    return m.stats(), m.samples()
 
 
 def test_write_report(tmp_path, toy_stats):

@@ -156,7 +156,10 @@ def test_decode_accepts_bool_and_float_trains():
     assert decode(s.float(), "bitwise").tolist() == [3, 1]
 
 
-def test_cuda_matches_cpu(device):
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_trains_equal_cpu_trains_bit_for_bit():
+    device = "cuda"
     counts = torch.randint(-100, 101, (7, 9, 11))
     for scheme in SIGNED:
         cpu = encode(counts, scheme)
@@ -216,3 +219,26 @@ def test_fast_path_block_by_block(scheme, monkeypatch):
     bad.view(-1)[-1] = 3  # outside every alphabet, in the last block
     with pytest.raises(ValueError, match="values in"):
         decode(bad, scheme)
+
+
+@pytest.mark.parametrize("scheme", ["bitwise_bidirectional", "ternary"])
+@pytest.mark.parametrize("n", [5, 64])  # portable path and eight-lane fast path
+def test_decode_rejects_mixed_signs_within_an_element(scheme, n):
+    s = encode((torch.arange(n) % 9) - 4, scheme, 4)
+    s[0, 1], s[1, 1] = 1, -1
+    with pytest.raises(ValueError, match="one sign per element"):
+        decode(s, scheme)
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16])
+@pytest.mark.parametrize("fast", [True, False])
+def test_most_negative_value_of_the_input_dtype_round_trips(dtype, fast):
+    """abs(-128) overflows int8: the encoder must work in a wider dtype (found by the thorough
+    hypothesis profile)."""
+    lo = torch.iinfo(dtype).min
+    c = torch.full((16,), lo, dtype=dtype)
+    for scheme in ("bitwise_bidirectional", "ternary", "bitwise_twos_complement"):
+        if scheme == "ternary" and dtype == torch.int16:
+            continue  # a 32768-step unary train is pointless here
+        s = encode(c, scheme, fast=fast)
+        assert torch.equal(decode(s, scheme, dtype=torch.int64), c.to(torch.int64)), scheme

@@ -100,3 +100,28 @@ def test_failed_save_leaves_previous_file(tmp_path, monkeypatch):
         save_events(to_events(torch.zeros(1, 2, dtype=torch.int8)), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.npz"]
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("polarity", np.array([257, 1], dtype=np.int64), "outside int8"),
+    ("polarity", np.array([1.0, -1.0]), "integer array"),
+    ("times", np.array([[0, 1]]), "1-D integer array"),
+])
+def test_out_of_range_or_mistyped_event_fields_never_wrap(tmp_path, field, value, match):
+    ev = to_events(torch.tensor([[1, -1]], dtype=torch.int8))
+    path = save_events(ev, tmp_path / "ok.npz")
+    with np.load(path) as d:
+        fields = dict(d)
+    fields[field] = value
+    np.savez(tmp_path / "bad.npz", **fields)
+    with pytest.raises(ValueError, match=match):
+        load_events(tmp_path / "bad.npz")
+
+
+def test_renamed_npy_and_directory_are_clear_errors(tmp_path):
+    np.save(tmp_path / "arr.npy", np.arange(4))
+    (tmp_path / "arr.npy").rename(tmp_path / "renamed.npz")
+    with pytest.raises(ValueError, match="single numpy array"):
+        load_events(tmp_path / "renamed.npz")
+    with pytest.raises(ValueError, match="is a directory"):
+        load_events(tmp_path)

@@ -82,3 +82,17 @@ def test_fixed_window_spike_mode():
     for scheme in scheme_names():
         T = 4 if "twos" in scheme else 3
         assert torch.equal(spike_accumulators(c, q, 4, scheme, T), count_accumulators(c, q, 4))
+
+
+def test_errors_inside_the_integer_matmul_are_not_swallowed(monkeypatch):
+    """Only the narrow, tested shape rules choose the float path; any other error (out of
+    memory, a bug) propagates instead of a silent float64 retry."""
+    import spikingbrain.converter.kernels as kernels
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(kernels, "_grouped_int_mm", boom)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        kernels.count_accumulators(torch.ones(4, 16, dtype=torch.int8),
+                                   torch.ones(3, 16, dtype=torch.int8), 8)

@@ -45,8 +45,8 @@ def test_idempotent_and_filter_errors():
     net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
     convert(net, SpikeConfig())
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    convert(net, SpikeConfig(k=2.0))  # already converted: nothing changes
-    assert net[0].config.k == 3.0
+    convert(net, SpikeConfig(k=2.0))  # already converted: k applies, the weights stay
+    assert net[0].config.k == 2.0
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     with pytest.raises(TypeError, match="cannot be converted"):
         convert(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), SpikeConfig(), lambda m, n: n == "1")
@@ -100,7 +100,7 @@ def test_save_load_roundtrip_hf(tmp_path):
         ref = model(ids).logits
     save_converted(model, tmp_path)
     meta = json.loads((tmp_path / META_FILE).read_text())
-    assert meta["schema_version"] == 1 and meta["config"]["group_size"] == 32
+    assert meta["schema_version"] == 2 and meta["config"]["group_size"] == 32
     assert (tmp_path / "config.json").is_file()
     again = load_converted(tmp_path)  # rebuilt from config.json
     with torch.no_grad():
@@ -182,3 +182,14 @@ def test_cli_convert_tiny_gpt2(tmp_path):
     assert spiking_layers(again)
     bad = CliRunner().invoke(app, ["convert", str(tmp_path), str(tmp_path / "o2")])
     assert bad.exit_code != 0
+
+
+def test_converting_a_converted_model_applies_or_refuses_the_new_config():
+    net = convert(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4)), SpikeConfig(group_size=4))
+    convert(net, SpikeConfig(group_size=4, k=2.0, scheme="ternary", mode="spike"))
+    assert all(m.config.k == 2.0 and m.config.scheme == "ternary" and m.config.mode == "spike"
+               for m in spiking_layers(net).values())
+    with pytest.raises(ValueError, match="needs the float weights"):
+        convert(net, SpikeConfig(group_size=8))
+    convert(net)  # no config given: nothing changes
+    assert spiking_layers(net)["0"].config.k == 2.0

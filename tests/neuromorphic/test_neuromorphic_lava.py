@@ -56,7 +56,7 @@ N_TOKENS = {"binary": 2, "ternary": 2}
 
 
 @pytest.mark.parametrize("scheme", scheme_names())
-def test_minilm_layer_and_chain_bit_exact(lava_env, minilm, tmp_path, scheme):
+def test_minilm_layer_and_chain_accumulators_exact(lava_env, minilm, tmp_path, scheme):
     _, _, mods, x = minilm
     cfg = SpikeConfig(scheme=scheme)
     l1 = SpikingLinear.from_linear(mods[LAYER1], cfg)
@@ -126,17 +126,20 @@ def test_demo_agreement(lava_env, minilm, tmp_path, capsys):
     assert "EXACT" in out and "1536" in out
 
 
-def test_cli_export_and_simulate(lava_env, tmp_path):
+def test_cli_readme_export_and_simulate(lava_env, tmp_path, monkeypatch):
+    """The README's two Lava commands as written: ``--out bundle`` writes bundle.npz and
+    ``simulate lava bundle`` reads it."""
     from typer.testing import CliRunner
 
     from spikingbrain.cli import app
 
-    out = tmp_path / "cli.npz"
+    monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, ["export", "lava", "minilm", "--layers",
                                  "encoder.layer.0.intermediate.dense", "--tokens", "2",
-                                 "--out", str(out)])
+                                 "--out", "bundle"])
     assert r.exit_code == 0, r.output
-    assert out.exists()
-    r = CliRunner().invoke(app, ["simulate", "lava", str(out), "--tags", "fixed_pt"])
+    assert (tmp_path / "bundle.npz").exists()
+    r = CliRunner().invoke(app, ["simulate", "lava", "bundle", "--tags", "fixed_pt"])
     assert r.exit_code == 0, r.output
     assert "accumulators equal 9216/9216" in r.output and "EXACT" in r.output
+    assert (tmp_path / "bundle.results.npz").exists()

@@ -93,19 +93,20 @@ def test_record_needs_the_layers_to_run():
 @pytest.fixture(scope="module")
 def minilm():
     """The embedded all-MiniLM-L6-v2 converted with the default SpikeConfig (loaded once)."""
-    from spikingbrain.neuromorphic.nir_cli import load_model_dir
+    from spikingbrain.neuromorphic.cli_args import load_model_dir
 
-    return load_model_dir("minilm")
+    return load_model_dir("minilm", SpikeConfig())
 
 
 def test_cli_export_nir_minilm(tmp_path, monkeypatch, minilm):
     from typer.testing import CliRunner
 
     from spikingbrain.cli import app
-    from spikingbrain.neuromorphic import nir_cli
+    from spikingbrain.neuromorphic import cli_args
+    from spikingbrain.neuromorphic.layer_select import select_layers
 
     model = minilm[0]
-    monkeypatch.setattr(nir_cli, "load_model_dir", lambda *a, **k: minilm)  # load it once
+    monkeypatch.setattr(cli_args, "load_model_dir", lambda *a, **k: minilm)  # load it once
     out = tmp_path / "minilm.nir"
     pattern = "encoder.layer.0.attention.self.query,encoder.layer.0.intermediate.dense"
     res = CliRunner().invoke(app, ["export", "nir", "minilm", "--layers", pattern,
@@ -123,7 +124,7 @@ def test_cli_export_nir_minilm(tmp_path, monkeypatch, minilm):
     ev = data.nodes["encoder.layer.0.intermediate.dense.regroup"].observables["spikes"]
     assert ev.n_samples == 6 and ev.n_neurons == 384
     with pytest.raises(ValueError, match="no converted layer matches 'nothing.*'"):
-        nir_cli.match_layers(model, "nothing.*")
+        select_layers(model, "nothing.*")
 
 
 def test_cli_bad_model_dir(tmp_path):
@@ -133,5 +134,5 @@ def test_cli_bad_model_dir(tmp_path):
 
     bad = CliRunner().invoke(app, ["export", "nir", str(tmp_path / "nowhere"),
                                    "--out", str(tmp_path / "x.nir")], env={"COLUMNS": "200"})
-    assert bad.exit_code != 0 and "is not a folder" in bad.output
+    assert bad.exit_code == 2 and "does not exist" in bad.output
     assert not (tmp_path / "x.nir").exists()

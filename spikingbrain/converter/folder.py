@@ -1,0 +1,255 @@
+"""One loader for every command that takes a MODEL_DIR.
+
+A MODEL_DIR is one of three things:
+
+- ``minilm`` (:data:`EMBEDDED`): the embedded all-MiniLM-L6-v2, converted on the fly;
+- a float Hugging Face folder (``config.json`` + weights + tokenizer files): loaded with
+  transformers and, when the caller wants spikes, converted on the fly with a
+  :class:`SpikeConfig` (the caller reports that it did);
+- a converted folder written by :func:`save_converted` / ``spikingbrain convert``.
+
+Every failure is a :class:`ModelFolderError` (a :class:`ValueError` whose message says what
+was wrong and what to do); nothing falls back silently to another model's tokenizer.
+
+>>> import tempfile
+>>> try:
+...     folder_kind(tempfile.mkdtemp())
+... except ModelFolderError as err:
+...     print(str(err).split(";")[0])
+... # doctest: +ELLIPSIS
+/... holds neither a converted model (spikingbrain_converted.json) nor a Hugging Face model (config.json)
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from spikingbrain.converter.config import SpikeConfig
+from spikingbrain.utils.cli_checks import EMBEDDED, UsageError
+
+__all__ = [
+    "EMBEDDED",
+    "TOKENIZER_FILES",
+    "LoadedFolder",
+    "ModelFolderError",
+    "folder_kind",
+    "has_tokenizer",
+    "load_float_model",
+    "load_model_folder",
+    "load_tokenizer",
+]
+
+#: Files of which at least one marks a folder that holds a tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                   "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
+
+
+class ModelFolderError(UsageError):
+    """MODEL_DIR is missing, foreign, corrupt or incomplete (the message says what to do)."""
+
+
+@dataclass
+class LoadedFolder:
+    """What :func:`load_model_folder` returns.
+
+    Attributes:
+        model: the spiking (converted) model, or the float model when ``spiking=False``.
+        tokenizer: the folder's tokenizer (``None`` only when it was not required).
+        float_model: the float model kept as a fidelity reference (``keep_float=True`` with a
+            float folder or the embedded model), else ``None``.
+        kind: ``"embedded"``, ``"float"`` or ``"converted"``.
+        converted_here: whether this call converted the model (with :attr:`config`).
+        config: the :class:`SpikeConfig` of an on-the-fly conversion, else ``None``.
+        description: one line for the user, e.g. ``"Hugging Face folder X, converted on the fly
+            (k=3, scheme=...)"``.
+        info: JSON-able details for reports (path, class, config).
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    float_model: nn.Module | None
+    kind: str
+    converted_here: bool
+    config: SpikeConfig | None
+    description: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _register_model_types() -> None:
+    """Make the SpikingBrain model types known to transformers' Auto classes, if present."""
+    if importlib.util.find_spec("spikingbrain.models") is None:  # pragma: no cover
+        return
+    models = importlib.import_module("spikingbrain.models")
+    register = getattr(models, "register", None)
+    if callable(register):
+        register()
+
+
+def _transformers():
+    from spikingbrain.utils.optional import require
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _register_model_types()
+    return require("transformers", extra="hf", purpose="loading Hugging Face model folders")
+
+
+def folder_kind(model_dir: str | os.PathLike) -> str:
+    """``"embedded"``, ``"converted"`` or ``"float"``; :class:`ModelFolderError` otherwise."""
+    from spikingbrain.converter.serialize import META_FILE
+
+    if str(model_dir) == EMBEDDED:
+        return "embedded"
+    path = Path(model_dir)
+    if not path.exists():
+        raise ModelFolderError(
+            f"MODEL_DIR {path} does not exist; give a Hugging Face model folder, a folder "
+            f"written by 'spikingbrain convert', or '{EMBEDDED}' for the embedded model"
+        )
+    if not path.is_dir():
+        raise ModelFolderError(f"MODEL_DIR {path} is a file; give a model folder or '{EMBEDDED}'")
+    if (path / META_FILE).is_file():
+        return "converted"
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        raise ModelFolderError(
+            f"{path} holds neither a converted model ({META_FILE}) nor a Hugging Face model "
+            f"(config.json); give a model folder or '{EMBEDDED}'"
+        )
+    try:
+        json.loads(cfg.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFolderError(f"{cfg} is not valid JSON ({err}); the folder is corrupt") \
+            from None
+    return "float"
+
+
+def has_tokenizer(model_dir: str | os.PathLike) -> bool:
+    """Whether the folder holds tokenizer files (see :data:`TOKENIZER_FILES`)."""
+    path = Path(model_dir)
+    return any((path / name).is_file() for name in TOKENIZER_FILES)
+
+
+def load_tokenizer(model_dir: str | os.PathLike, required: bool = True) -> Any:
+    """The folder's own tokenizer; ``None`` when it has none and ``required`` is False.
+
+    Never another model's tokenizer: a folder without tokenizer files raises
+    :class:`ModelFolderError` when ``required``.
+    """
+    path = Path(model_dir)
+    if not has_tokenizer(path):
+        if not required:
+            return None
+        raise ModelFolderError(
+            f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
+            f"model's tokenizer there with tokenizer.save_pretrained('{path}'), or convert the "
+            f"model again with 'spikingbrain convert', which copies it"
+        )
+    transformers = _transformers()
+    try:
+        return transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelFolderError(f"the tokenizer in {path} cannot be loaded ({err})") from None
+
+
+def load_float_model(model_dir: str | os.PathLike, task: str = "auto") -> nn.Module:
+    """A float Hugging Face model in eval mode (``task``: ``auto``, ``causal-lm``, ``base``)."""
+    if task not in ("auto", "causal-lm", "base"):
+        raise ValueError(f"task must be 'auto', 'causal-lm' or 'base', got {task!r}")
+    path = Path(model_dir)
+    transformers = _transformers()
+    try:
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        if task == "auto":
+            archs = getattr(config, "architectures", None) or []
+            causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+            task = "causal-lm" if causal else "base"
+        auto = transformers.AutoModelForCausalLM if task == "causal-lm" else transformers.AutoModel
+        model = auto.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelFolderError(f"the Hugging Face model in {path} cannot be loaded ({err})") \
+            from None
+    return model.eval()
+
+
+def _check_vocabulary(model: nn.Module, tokenizer: Any, where: Any) -> None:
+    """A tokenizer with more tokens than the model's embedding would index past it."""
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if tokenizer is not None and isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise ModelFolderError(
+            f"the tokenizer of {where} has {len(tokenizer)} tokens but the model's vocabulary "
+            f"has {vocab}: they belong to different models; save the model's own tokenizer "
+            f"there"
+        )
+
+
+def _short(cfg: SpikeConfig) -> str:
+    return f"k={cfg.k:g}, scheme={cfg.scheme}, group_size={cfg.group_size}"
+
+
+def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None = None, *,
+                      spiking: bool = True, keep_float: bool = False,
+                      require_tokenizer: bool = True, task: str = "base",
+                      tokenizer_dir: str | os.PathLike | None = None) -> LoadedFolder:
+    """Load MODEL_DIR (see the module docstring).
+
+    Args:
+        model_dir: :data:`EMBEDDED`, a float Hugging Face folder or a converted folder.
+        config: :class:`SpikeConfig` for on-the-fly conversions (default ``SpikeConfig()``).
+        spiking: convert float models (``False``: return the float model as ``model``; a
+            converted folder is always spiking).
+        keep_float: keep the float model as ``float_model`` (a deep copy is converted).
+        require_tokenizer: a missing tokenizer raises :class:`ModelFolderError`.
+        task: Auto class for float folders (``base``: ``AutoModel``; ``causal-lm``; ``auto``).
+        tokenizer_dir: take the tokenizer from this folder instead.
+    """
+    from spikingbrain.converter.convert import convert
+
+    config = SpikeConfig() if config is None else config
+    if not isinstance(config, SpikeConfig):
+        raise TypeError(f"config must be a SpikeConfig, got {type(config).__name__}")
+    kind = folder_kind(model_dir)
+    if kind == "embedded":
+        from spikingbrain.data import load_minilm, minilm_dir
+
+        float_model, tok = load_minilm()
+        name, info = "embedded all-MiniLM-L6-v2", {"path": str(minilm_dir()),
+                                                  "name": "sentence-transformers/all-MiniLM-L6-v2"}
+    elif kind == "converted":
+        from spikingbrain.converter.serialize import load_converted, read_metadata
+
+        _transformers()
+        tok = load_tokenizer(tokenizer_dir or model_dir, required=require_tokenizer)
+        try:
+            model = load_converted(model_dir).eval()
+        except (OSError, KeyError, RuntimeError) as err:
+            raise ModelFolderError(f"the converted model in {model_dir} cannot be loaded "
+                                   f"({err}); convert it again") from None
+        meta = read_metadata(model_dir)
+        _check_vocabulary(model, tok, tokenizer_dir or model_dir)
+        return LoadedFolder(model, tok, None, kind, False, None,
+                            f"converted model folder {model_dir}",
+                            {"path": str(model_dir), "kind": "converted folder",
+                             "class": type(model).__name__, "config": meta.get("config")})
+    else:
+        tok = load_tokenizer(tokenizer_dir or model_dir, required=require_tokenizer)
+        float_model = load_float_model(model_dir, task)
+        _check_vocabulary(float_model, tok, tokenizer_dir or model_dir)
+        name, info = f"Hugging Face folder {model_dir}", {"path": str(model_dir)}
+    info = info | {"class": type(float_model).__name__}
+    if not spiking:
+        return LoadedFolder(float_model, tok, float_model if keep_float else None, kind, False,
+                            None, f"{name} (float)", info | {"kind": kind})
+    spiking_model = convert(copy.deepcopy(float_model) if keep_float else float_model,
+                            config).eval()
+    return LoadedFolder(spiking_model, tok, float_model if keep_float else None, kind, True,
+                        config, f"{name}, converted on the fly ({_short(config)})",
+                        info | {"kind": f"{kind} model, converted on the fly",
+                                "config": config.to_dict()})
