@@ -62,3 +62,22 @@ def test_upcycle_skip_layers_and_errors():
         upcycle({"hidden_size": 3})
     with pytest.raises(ValueError, match="top_k"):
         upcycle(_Dense(), n_experts=2, top_k=3)
+
+
+def test_upcycle_a_tiny_spikingbrain_7b():
+    from spikingbrain.models.gla_swa import GLAswaConfig, GLAswaForCausalLM
+
+    torch.manual_seed(0)
+    dense = GLAswaForCausalLM(GLAswaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=2)
+    ).double().eval()
+    moe_model = copy.deepcopy(dense)
+    report = upcycle(moe_model, n_experts=16, top_k=1, n_shared=1, seed=1, router_std=0.5)
+    assert report.layers == ["model.layers.0.mlp", "model.layers.1.mlp"]
+    x = torch.randn(6, 32, dtype=torch.float64)
+    moe, ffn = moe_model.model.layers[1].mlp, dense.model.layers[1].mlp
+    weights, _ = route(moe.router(x), 1, normalize=False)
+    expected = report.alpha * (1 + weights) * ffn(x)
+    torch.testing.assert_close(moe(x), expected, rtol=1e-12, atol=1e-12)
+    assert report.alpha == pytest.approx(0.98, abs=5e-3)
