@@ -128,7 +128,10 @@ def stage_7b(args) -> list:
     cfg = GLAswaConfig()
     rows = []
     energy = _Energy()
+    t0 = time.perf_counter()
     m = random_model(cfg, dtype=torch.bfloat16, device="cuda")
+    _sync()
+    print(f"build {time.perf_counter() - t0:.1f} s", flush=True)
     n = sum(p.numel() for p in m.parameters())
     print(f"7B bf16 built: {n / 1e9:.2f} B parameters, "
           f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB", flush=True)

@@ -253,8 +253,11 @@ def _build_hf(folder: Path, meta: dict[str, Any]) -> nn.Module:
     from spikingbrain.utils.optional import require
 
     transformers = require("transformers", extra="hf", purpose="loading Hugging Face models")
+    from spikingbrain.models import model_class, register
+
+    register()  # the SpikingBrain model types (gla_swa, spikingbrain_moe)
     config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
-    cls = getattr(transformers, hf["class_name"], None)
+    cls = getattr(transformers, hf["class_name"], None) or model_class(hf["class_name"])
     if cls is None:
         raise ValueError(f"transformers has no model class {hf['class_name']!r}; pass "
                          f"model=... to load_converted")

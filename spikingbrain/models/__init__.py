@@ -20,7 +20,8 @@ import importlib
 from typing import Any
 
 __all__ = ["GLAswaConfig", "GLAswaForCausalLM", "SpikingBrainMoEConfig",
-           "SpikingBrainMoEForCausalLM", "from_transformer", "register", "upcycle"]
+           "SpikingBrainMoEForCausalLM", "from_transformer", "model_class", "register",
+           "upcycle"]
 
 _LAZY = {
     "GLAswaConfig": "spikingbrain.models.gla_swa",
@@ -44,6 +45,16 @@ def register() -> None:
     AutoModel.register(GLAswaConfig, GLAswaModel, exist_ok=True)
     AutoModelForCausalLM.register(GLAswaConfig, GLAswaForCausalLM, exist_ok=True)
     hybrid.register()
+
+
+def model_class(name: str) -> type | None:
+    """A SpikingBrain model class by its name (``GLAswaForCausalLM``, ``SpikingBrainMoEModel``
+    ...), or None."""
+    for module in ("spikingbrain.models.gla_swa", "spikingbrain.models.hybrid"):
+        cls = getattr(importlib.import_module(module), name, None)
+        if isinstance(cls, type):
+            return cls
+    return None
 
 
 def __getattr__(name: str) -> Any:

@@ -75,13 +75,21 @@ def skeleton(config: Any, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
     from spikingbrain.models import register
 
     register()
+    # the class itself under a meta device (from_config may allocate and initialise on the
+    # host in some transformers versions)
+    cls = AutoModelForCausalLM._model_mapping[type(config)]
     old = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device("meta"):
-            return AutoModelForCausalLM.from_config(config)
+            model = cls(config)
     finally:
         torch.set_default_dtype(old)
+    leaked = [n for n, t in list(model.named_parameters()) + list(model.named_buffers())
+              if t.device.type != "meta"]
+    if leaked:
+        raise RuntimeError(f"building on the meta device allocated {leaked[:3]}")
+    return model
 
 
 def _set(model: nn.Module, name: str, value: nn.Module | torch.Tensor) -> None:

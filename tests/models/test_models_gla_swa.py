@@ -150,3 +150,15 @@ def test_full_size_on_meta_has_7_6_billion_parameters():
         model = GLAswaForCausalLM(GLAswaConfig())
     n = sum(p.numel() for p in model.parameters())
     assert 7.5e9 < n < 7.7e9, n
+
+
+def test_converted_7b_folder_saves_and_loads_by_itself(tmp_path, tiny):
+    """save_converted / load_converted (no skeleton given) on a SpikingBrain-7B."""
+    from spikingbrain.converter import SpikeConfig, convert, load_converted, save_converted
+
+    conv = convert(tiny, SpikeConfig(group_size=16))
+    save_converted(conv, tmp_path / "c")
+    again = load_converted(tmp_path / "c")
+    ids = torch.tensor([[3, 4, 5, 6, 7]])
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=ids).logits, conv(input_ids=ids).logits)

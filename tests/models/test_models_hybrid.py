@@ -37,7 +37,7 @@ def test_prefill_then_decode_equals_full_forward(overrides):
     for t in range(6, 14):
         logits.append(model(ids[:, t : t + 1], past_key_values=out.past_key_values).logits)
     torch.testing.assert_close(torch.cat(logits, 1), full, rtol=1e-5, atol=1e-6)
-    model.config.prefill_chunk_size = 4  # chunked prefill gives the same logits
+    model.config.prefill_chunk_tokens = 4  # chunked prefill gives the same logits
     torch.testing.assert_close(model(ids, use_cache=True).logits, full, rtol=1e-5, atol=1e-6)
 
 
@@ -184,7 +184,7 @@ def test_upcycle_dense_hybrid_into_moe_layout():
 
 @torch.no_grad()
 def test_cache_memory_same_at_1k_and_8k_tokens_without_full_attention_layers():
-    model = _tiny(num_hidden_layers=2, full_attention_layers=[], prefill_chunk_size=512).float()
+    model = _tiny(num_hidden_layers=2, full_attention_layers=[], prefill_chunk_tokens=512).float()
     sizes = {}
     for n_tokens in (1024, 8192):
         cache = model(torch.randint(0, 97, (1, n_tokens)), use_cache=True,

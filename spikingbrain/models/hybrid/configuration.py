@@ -48,7 +48,7 @@ class SpikingBrainMoEConfig(PretrainedConfig):
                  num_sink_tokens: int = 128, sink_gla: str = "prefix",
                  branch_combine: str = "mix", attention_bias: bool = True,
                  gla_backend: str = "auto", gla_chunk_size: int = 64,
-                 prefill_chunk_size: int | None = None, initializer_range: float = 0.02,
+                 prefill_chunk_tokens: int | None = None, initializer_range: float = 0.02,
                  tie_word_embeddings: bool = False, bos_token_id: int = 151643,
                  eos_token_id: int = 151643, pad_token_id: int | None = None,
                  use_cache: bool = True, **kwargs) -> None:
@@ -69,7 +69,7 @@ class SpikingBrainMoEConfig(PretrainedConfig):
         self.norm_topk_prob, self.num_sink_tokens = norm_topk_prob, num_sink_tokens
         self.sink_gla, self.branch_combine = sink_gla, branch_combine
         self.attention_bias, self.gla_backend = attention_bias, gla_backend
-        self.gla_chunk_size, self.prefill_chunk_size = gla_chunk_size, prefill_chunk_size
+        self.gla_chunk_size, self.prefill_chunk_tokens = gla_chunk_size, prefill_chunk_tokens
         self.initializer_range, self.use_cache = initializer_range, use_cache
         self._validate()
         super().__init__(tie_word_embeddings=tie_word_embeddings, bos_token_id=bos_token_id,
@@ -94,8 +94,8 @@ class SpikingBrainMoEConfig(PretrainedConfig):
         if not 1 <= self.num_experts_per_tok <= self.n_routed_experts:
             raise ValueError(f"need 1 <= num_experts_per_tok ({self.num_experts_per_tok}) <= "
                              f"n_routed_experts ({self.n_routed_experts})")
-        if self.prefill_chunk_size is not None and self.prefill_chunk_size < 1:
-            raise ValueError("prefill_chunk_size must be a positive number of tokens or None")
+        if self.prefill_chunk_tokens is not None and self.prefill_chunk_tokens < 1:
+            raise ValueError("prefill_chunk_tokens must be a positive number of tokens or None")
 
     def layer_window(self, layer: int) -> int | None:
         """Sliding window of layer ``layer`` (0-based); None for full attention."""

@@ -3,7 +3,7 @@
 Two paths give the same logits (tested): the full forward (``use_cache=False``) prepends the
 sink tokens and runs everything at once; the cached path first runs the sinks alone through
 every layer (their K/V and GLA state do not depend on the input, so they are computed once per
-cache), then the tokens in chunks of ``config.prefill_chunk_size`` (chunked prefill), then one
+cache), then the tokens in chunks of ``config.prefill_chunk_tokens`` (chunked prefill), then one
 token per ``generate()`` step.
 
 >>> import torch
@@ -94,7 +94,7 @@ class SpikingBrainMoEModel(SpikingBrainMoEPreTrainedModel):
         if not cache.has_sinks:
             self._fill_sinks(cache)
         n = self.config.num_sink_tokens
-        step = self.config.prefill_chunk_size or x.shape[1]
+        step = self.config.prefill_chunk_tokens or x.shape[1]
         outs = []
         for chunk in torch.split(x, step, dim=1):
             start = n + cache.seen_tokens
