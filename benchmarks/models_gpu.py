@@ -120,7 +120,7 @@ def _run_model(model, name: str, prompt: int, decode: int, energy: _Energy,
     return r
 
 
-def stage_7b(args) -> list:
+def stage_7b(args, variants=("bf16", "w8aspike")) -> list:
     from spikingbrain.converter import SpikeConfig
     from spikingbrain.models.build import random_model, random_w8aspike_model
     from spikingbrain.models.gla_swa import GLAswaConfig
@@ -128,16 +128,19 @@ def stage_7b(args) -> list:
     cfg = GLAswaConfig()
     rows = []
     energy = _Energy()
-    t0 = time.perf_counter()
-    m = random_model(cfg, dtype=torch.bfloat16, device="cuda")
-    _sync()
-    print(f"build {time.perf_counter() - t0:.1f} s", flush=True)
-    n = sum(p.numel() for p in m.parameters())
-    print(f"7B bf16 built: {n / 1e9:.2f} B parameters, "
-          f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB", flush=True)
-    rows.append(_run_model(m, "7B bf16", args.prompt, args.decode, energy, args.max_decode_s))
-    del m
-    torch.cuda.empty_cache()
+    if "bf16" in variants:
+        t0 = time.perf_counter()
+        m = random_model(cfg, dtype=torch.bfloat16, device="cuda")
+        _sync()
+        n = sum(p.numel() for p in m.parameters())
+        print(f"7B bf16 built in {time.perf_counter() - t0:.1f} s: {n / 1e9:.2f} B parameters, "
+              f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB", flush=True)
+        rows.append(_run_model(m, "7B bf16", args.prompt, args.decode, energy,
+                               args.max_decode_s))
+        del m
+        torch.cuda.empty_cache()
+    if "w8aspike" not in variants:
+        return rows
     m = random_w8aspike_model(cfg, SpikeConfig(mode="count"), device="cuda",
                               dtype=torch.bfloat16)
     print(f"7B W8ASpike built: {torch.cuda.memory_allocated() / 2**30:.1f} GiB", flush=True)
@@ -207,6 +210,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)} x "
           f"{torch.cuda.device_count()}", flush=True)
     stages = {"fla": lambda: stage_fla(), "7b": lambda: stage_7b(args),
+              "7b-w8": lambda: stage_7b(args, ("w8aspike",)),
               "76b-int8": lambda: stage_76b_int8(args), "76b-bf16": lambda: stage_76b_bf16(args)}
     for name in args.stage.split(","):
         print(f"== {name}", flush=True)

@@ -93,14 +93,24 @@ def _int_mm_ok(a: torch.Tensor, b_t: torch.Tensor) -> bool:
     return False
 
 
+def _int_mm_shape_ok(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``torch._int_mm(a [m, k], b [n, k].T)`` is exact for these shapes: an inner
+    dimension of at least 2 on CPU (1 gives garbage), and ``m > 16``, ``k`` and ``n``
+    multiples of 8 on CUDA. Other shapes take the exact float path."""
+    m, k = a.shape
+    if a.device.type == "cuda":
+        return m > 16 and k % 8 == 0 and b.shape[0] % 8 == 0 and k > 0
+    return k >= 2
+
+
 def _digit_matmul(a_d: list[torch.Tensor], b_d: list[torch.Tensor], a_offset: int = 0
                   ) -> torch.Tensor:
-    """``sum_ij 128**(i+j+a_offset) * a_d[i] @ b_d[j].T`` in int32 with ``torch._int_mm``."""
+    """``sum_ij 128**(i+j+a_offset) * a_d[i] @ b_d[j].T`` in int32 with ``torch._int_mm``
+    where its shape rules allow (:func:`_int_mm_shape_ok`), else exactly in float64."""
     acc = None
     for i, ai in enumerate(a_d):
         for j, bj in enumerate(b_d):
-            # _int_mm returns garbage for an inner dimension of 1 on CPU: exact float there
-            p = torch._int_mm(ai, bj.t()) if ai.shape[1] >= 2 else _float_matmul(ai, bj)
+            p = torch._int_mm(ai, bj.t()) if _int_mm_shape_ok(ai, bj) else _float_matmul(ai, bj)
             if i + j + a_offset:
                 p = p * (_BASE ** (i + j + a_offset))
             acc = p if acc is None else acc + p
@@ -161,11 +171,6 @@ def _grouped_int_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], group_siz
     # one contiguous [m, n] block per group, returned as a [m, n, G] view (no stacking copy)
     out = torch.empty(len(sl), a.shape[0], b.shape[0], dtype=torch.int32, device=a.device)
     for g, s in enumerate(sl):
-        width = min(s.stop, k) - s.start
-        # k = 1: _int_mm is wrong on CPU; CUDA's needs k % 8 == 0 (a short last group)
-        if width < 2 or (a.device.type == "cuda" and width % 8):
-            out[g] = _float_matmul(_as_int(a[:, s]), b[:, s])
-            continue
         acc = _digit_matmul([a8[:, s]], [d[:, s] for d in b_d])
         if extra is not None:
             cols, high = extra

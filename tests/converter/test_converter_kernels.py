@@ -96,3 +96,22 @@ def test_errors_inside_the_integer_matmul_are_not_swallowed(monkeypatch):
     with pytest.raises(RuntimeError, match="out of memory"):
         kernels.count_accumulators(torch.ones(4, 16, dtype=torch.int8),
                                    torch.ones(3, 16, dtype=torch.int8), 8)
+
+
+def test_int_mm_shape_rules_choose_the_exact_path():
+    """The CUDA rule (m > 16, k and n multiples of 8) and the CPU rule (k >= 2) decide per
+    product; e.g. 3 outlier columns in a group (k = 3) take the float path on CUDA."""
+    from spikingbrain.converter.kernels import _int_mm_shape_ok
+
+    a = torch.zeros(32, 3, dtype=torch.int8)
+    assert _int_mm_shape_ok(a, torch.zeros(16, 3, dtype=torch.int8))  # CPU: k >= 2
+    assert not _int_mm_shape_ok(torch.zeros(32, 1, dtype=torch.int8),
+                                torch.zeros(16, 1, dtype=torch.int8))
+
+
+def test_few_outlier_columns_per_group_stay_exact():
+    g = torch.Generator().manual_seed(5)
+    c = torch.randint(-20, 21, (40, 64), generator=g)
+    c[:, [3, 9, 50]] *= 40  # three columns beyond int8: extra digit products with k = 1..2
+    q = torch.randint(-127, 128, (24, 64), generator=g, dtype=torch.int8)
+    assert torch.equal(count_accumulators(c, q, 32), reference_accumulators(c, q, 32).int())
