@@ -167,7 +167,6 @@ def _grouped_int_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], group_siz
             a_low[:, cols] = digits[0].to(a.dtype)
             a8 = a_low.to(torch.int8)
             extra = (cols, digits[1:]) if len(digits) > 1 else None
-    k = a.shape[1]
     # one contiguous [m, n] block per group, returned as a [m, n, G] view (no stacking copy)
     out = torch.empty(len(sl), a.shape[0], b.shape[0], dtype=torch.int32, device=a.device)
     for g, s in enumerate(sl):
