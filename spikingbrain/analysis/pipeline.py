@@ -70,11 +70,18 @@ def run_text(model: nn.Module, tokenizer: Any, sentences: Sequence[str],
              mon: SpikeMonitor | None = None, batch_size: int = 32, max_length: int = 128,
              on_batch: Progress | None = None) -> tuple[torch.Tensor, int]:
     """Run ``sentences`` through ``model`` in batches; returns (mean-pooled embeddings
-    ``[n, hidden]``, number of real tokens). Padding tokens are masked out of ``mon``."""
+    ``[n, hidden]``, number of real tokens). Padding tokens are masked out of ``mon``; a model
+    with ``gathers_tokens = True`` (MoE experts, sink tokens: inputs that are not shaped like
+    the batch) runs one sequence per batch, without padding."""
     from spikingbrain.data import mean_pool
 
     if batch_size < 1 or max_length < 1:
         raise ValueError("batch_size and max_length must be >= 1")
+    gathers = bool(getattr(model, "gathers_tokens", False))
+    if gathers:
+        # layers that see gathered token subsets (MoE experts) or extra tokens (sinks) cannot
+        # be masked by shape: run one sequence at a time, so there is no padding to mask
+        batch_size = 1
     device = next(model.parameters()).device
     outs, n_tokens = [], 0
     for i in range(0, len(sentences), batch_size):
@@ -82,7 +89,7 @@ def run_text(model: nn.Module, tokenizer: Any, sentences: Sequence[str],
                           max_length=max_length, return_tensors="pt").to(device)
         mask = batch["attention_mask"]
         n_tokens += int(mask.sum())
-        if mon is not None:
+        if mon is not None and not gathers:
             with mon.token_mask(mask.bool()):
                 out = model(**batch)
         else:
@@ -126,6 +133,28 @@ def analyze_model(model: nn.Module, tokenizer: Any, sentences: Sequence[str], *,
     return mon.stats(), mon.samples(), fidelity, data
 
 
+def layer_roles(model: nn.Module) -> dict[str, str]:
+    """``{layer name: class of the block that holds it}`` (e.g. ``GatedLinearAttention``,
+    ``SlidingWindowAttention``, ``SwiGLU``, ``BertSelfAttention``): what each projection is.
+
+    >>> net = nn.Sequential(nn.Sequential(nn.Linear(2, 2)))
+    >>> layer_roles(net)
+    {'0.0': 'Sequential'}
+    """
+    roles = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear) or hasattr(mod, "qdata"):
+            parent = name.rpartition(".")[0]
+            owner = model.get_submodule(parent) if parent else model
+            if isinstance(owner, (nn.Sequential, nn.ModuleList)) and parent:
+                grand = parent.rpartition(".")[0]
+                holder = model.get_submodule(grand) if grand else model
+                if not isinstance(holder, (nn.Sequential, nn.ModuleList)):
+                    owner = holder
+            roles[name] = type(owner).__name__
+    return roles
+
+
 def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
             sentences: Sequence[str], *, config: Any = None, window: int | None = 3,
             table: str | EnergyTable = HOROWITZ_45NM, memory: str | None = None,
@@ -145,6 +174,9 @@ def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
     rep = build_report(stats, title=title or f"Spike analysis of {Path(info['path']).name}",
                        model=info, data=data, window=window, table=table, memory=memory,
                        fidelity=fidelity or None, sweep=sweep)
+    roles = layer_roles(spiking)
+    for layer in rep["layers"]:
+        layer["role"] = roles.get(layer["name"], "")
     figs = report_figures(stats, window=window, table=table, memory=memory, samples=samples,
                           sweep=sweep)
     write_report(out_dir, rep, figs, extra_json)

@@ -124,7 +124,7 @@ def _layer_rows(rep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     w = rep["settings"].get("window")
     names = short_layer_names([x["name"] for x in rep["layers"]])
     energy = {x["name"]: x for x in rep["energy"]["layers"]}
-    head = ["layer", "in x out", "scheme", "mean spikes", "|c| ≤ 7", "silent", "sparsity",
+    head = ["layer", "block", "in x out", "scheme", "mean spikes", "|c| ≤ 7", "silent", "sparsity",
             f"sparsity ({w}-step)" if w else "", "mean / max T", "spiking energy / token",
             "vs FP16"]
     rows = []
@@ -132,7 +132,7 @@ def _layer_rows(rep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         m = x["metrics"]
         e = energy.get(x["name"])
         rows.append([
-            short, f"{x['channels']} x {x['fan_out'] if x['fan_out'] else '-'}", x["scheme"],
+            short, x.get("role", ""), f"{x['channels']} x {x['fan_out'] if x['fan_out'] else '-'}", x["scheme"],
             _num(m["mean_spikes_per_channel"]), _pct(m["fraction_le_7"]),
             _pct(m["silent_fraction"]), _pct(m["sparsity"]),
             _pct(m.get("sparsity_at_window")) if w else "",
@@ -142,7 +142,7 @@ def _layer_rows(rep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         ])
     if not w:
         head = [h for h in head if h]
-        rows = [[c for i, c in enumerate(r) if i != 7] for r in rows]
+        rows = [[c for i, c in enumerate(r) if i != 8] for r in rows]
     return head, rows
 
 

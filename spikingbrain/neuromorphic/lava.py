@@ -277,7 +277,16 @@ def minilm_token_activations(layer_name: str, n_tokens: int, model=None, tokeniz
             batch = tokenizer(stdlib_sentences(n_sent), padding=True, return_tensors="pt")
             with torch.no_grad():
                 model(**batch)
-            rows = seen[0][batch["attention_mask"].bool()]
+            shape = tuple(batch["attention_mask"].shape)
+            n = batch["attention_mask"].numel()  # flattened token rows count too (MoE)
+            calls = [t.reshape(*shape, t.shape[-1]) for t in seen
+                     if t.shape[:-1].numel() == n]  # not a sink pass
+            if not calls:
+                raise ValueError(
+                    f"layer {layer_name} sees {[tuple(t.shape[:-1]) for t in seen]} rows for a "
+                    f"batch of {shape} tokens (an MoE expert gathers tokens): export a layer "
+                    f"whose input is the token sequence")
+            rows = calls[0][batch["attention_mask"].bool()]
             if rows.shape[0] >= n_tokens or n_sent >= 64:
                 break
             n_sent *= 2

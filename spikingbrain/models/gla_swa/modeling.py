@@ -55,9 +55,10 @@ class GLAswaPreTrainedModel(PreTrainedModel):
             nn.init.ones_(module.weight)
 
 
-def _check_padding(attention_mask: torch.Tensor | None) -> None:
-    """Right padding is harmless (causal layers never look ahead); left padding would feed
-    padding into the GLA state and the windows."""
+def check_right_padding(attention_mask: torch.Tensor | None) -> None:
+    """Right padding is harmless (causal layers never look ahead, so the real tokens' outputs
+    are those of an unpadded run); left padding would feed padding into the GLA state and the
+    windows, so it raises ValueError."""
     if attention_mask is None or bool(attention_mask.all()):
         return
     m = attention_mask.long()
@@ -99,7 +100,7 @@ class GLAswaModel(GLAswaPreTrainedModel):
                 inputs_embeds: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPast:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
-        _check_padding(attention_mask)
+        check_right_padding(attention_mask)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         x = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         cache = past_key_values

@@ -21,6 +21,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
+from spikingbrain.models.gla_swa.modeling import check_right_padding
 from spikingbrain.models.hybrid.cache import HybridCache
 from spikingbrain.models.hybrid.configuration import SpikingBrainMoEConfig
 from spikingbrain.models.hybrid.layers import HybridDecoderLayer
@@ -33,6 +34,9 @@ class SpikingBrainMoEPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     _no_split_modules = ["HybridDecoderLayer"]
     _is_stateful = True
+    #: experts see gathered token subsets and the sinks are extra tokens: a token mask shaped
+    #: like the batch cannot apply to them (the analysis runs one sequence at a time)
+    gathers_tokens = True
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -112,9 +116,7 @@ class SpikingBrainMoEModel(SpikingBrainMoEPreTrainedModel):
                 **kwargs) -> BaseModelOutputWithPast:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        if attention_mask is not None and not bool(attention_mask.all()):
-            raise ValueError("padded batches are not supported (attention_mask has zeros): "
-                             "run sequences of different lengths one at a time")
+        check_right_padding(attention_mask)
         if past_key_values is not None and not isinstance(past_key_values, HybridCache):
             raise TypeError(f"past_key_values must be a HybridCache (model.model.new_cache()), "
                             f"got {type(past_key_values).__name__}")
