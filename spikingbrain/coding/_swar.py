@@ -19,6 +19,7 @@ import torch
 
 __all__ = [
     "LANES",
+    "alphabet_ok",
     "usable",
     "blocks",
     "encode_bitwise",
@@ -139,4 +140,34 @@ def decode_bitwise(spikes: torch.Tensor, signed: bool, twos: bool, dtype: torch.
     elif signed:
         neg = _lanes_to_int(negany.bitwise_right_shift_(7).bitwise_and_(_L), dtype)
         out *= 1 - 2 * neg
+    return out
+
+
+def alphabet_ok(spikes: torch.Tensor, signed: bool, one_sign: bool) -> bool:
+    """Whether an int8 train ``[T, N]`` (N % 8 == 0) holds only {0, 1} (unsigned) or
+    {-1, 0, 1} (signed) and, with ``one_sign``, one sign per element: checked on int64 words,
+    eight lanes per operation over the whole ``[T, N/8]`` block.
+
+    A valid signed lane is 0x00, 0x01 or 0xFF: its bits 1-7 equal its bit 7 repeated, and a
+    lane with bit 7 set has bit 0 set too.
+    """
+    s = _words(spikes)
+    if not signed:
+        return not bool(s.bitwise_and(~_L).any())
+    hi = torch.bitwise_right_shift(s, 7).bitwise_and_(_L)  # bit 7 of each lane, as 0x01
+    bad = s.bitwise_and(~_L).bitwise_xor_(hi * 0xFE).bitwise_or_(s.bitwise_not().bitwise_and_(hi))
+    if bool(bad.any()):
+        return False
+    if not one_sign or s.shape[0] < 2:
+        return True
+    neg = _or_rows(hi)
+    pos = _or_rows(s.bitwise_and(_L).bitwise_and_(hi.bitwise_xor(_L)))
+    return not bool(neg.bitwise_and_(pos).any())
+
+
+def _or_rows(x: torch.Tensor) -> torch.Tensor:
+    """Bitwise OR over the first dimension of an int64 ``[T, W]`` tensor."""
+    out = x[0].clone()
+    for t in range(1, x.shape[0]):
+        out.bitwise_or_(x[t])
     return out
