@@ -54,8 +54,8 @@ def test_convert_analyze_and_export_lava(tmp_path, kind):
         assert roles["model.layers.0.attn.q_proj"] == "GatedLinearAttention"
         assert roles["model.layers.0.attn.gk_proj.0"] == "GatedLinearAttention"
         assert roles["model.layers.1.attn.q_proj"] == "SlidingWindowAttention"
-        assert roles["model.layers.1.mlp.down_proj"] == "SwiGLU"
-        shown = ("GatedLinearAttention", "SlidingWindowAttention", "SwiGLU",
+        assert roles["model.layers.1.mlp.down_proj"] == "SwiGLUMLP"
+        shown = ("GatedLinearAttention", "SlidingWindowAttention", "SwiGLUMLP",
                  "L0 attn.gk_proj.0", "L1 attn.o_proj")
     else:
         assert any("experts" in n for n in names), names

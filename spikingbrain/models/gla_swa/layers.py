@@ -12,10 +12,12 @@ from spikingbrain.models.gla_swa.cache import GLAswaCache
 from spikingbrain.models.gla_swa.configuration import GLAswaConfig
 from spikingbrain.models.ops.attention import softmax_attention
 from spikingbrain.models.ops.gla import gla
+from spikingbrain.models.ops.moe import SwiGLUMLP
 from spikingbrain.models.ops.norm import RMSNorm
 from spikingbrain.models.ops.rope import apply_rope
 
-__all__ = ["GLAswaBlock", "GatedLinearAttention", "SlidingWindowAttention", "SwiGLU"]
+__all__ = ["GLAswaBlock", "GatedLinearAttention", "SlidingWindowAttention", "merge_heads",
+           "split_heads"]
 
 
 def split_heads(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -28,19 +30,6 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``[B, n, L, D] -> [B, L, n * D]``."""
     B, n, L, D = x.shape
     return x.transpose(1, 2).reshape(B, L, n * D)
-
-
-class SwiGLU(nn.Module):
-    """``down_proj(silu(gate_proj(x)) * up_proj(x))`` (no biases)."""
-
-    def __init__(self, hidden: int, inner: int) -> None:
-        super().__init__()
-        self.gate_proj = nn.Linear(hidden, inner, bias=False)
-        self.up_proj = nn.Linear(hidden, inner, bias=False)
-        self.down_proj = nn.Linear(inner, hidden, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 class _QKV(nn.Module):
@@ -114,7 +103,7 @@ class GLAswaBlock(nn.Module):
         self.attn = (SlidingWindowAttention if self.kind == "swa" else GatedLinearAttention)(
             cfg, idx)
         self.mlp_norm = RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
-        self.mlp = SwiGLU(cfg.hidden_size, cfg.intermediate_size)
+        self.mlp = SwiGLUMLP(cfg.hidden_size, cfg.intermediate_size)
 
     def forward(self, x: torch.Tensor, rope, cache: GLAswaCache | None) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), rope, cache)

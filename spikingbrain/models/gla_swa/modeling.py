@@ -44,15 +44,23 @@ class GLAswaPreTrainedModel(PreTrainedModel):
         return False
 
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, RMSNorm):
-            nn.init.ones_(module.weight)
+        init_weights_(module, self.config.initializer_range)
+
+
+def init_weights_(module: nn.Module, std: float) -> bool:
+    """The SpikingBrain models' initialisation of one module (normal linear and embedding
+    weights, zero biases, unit norms); whether the module was one of those kinds."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+    elif isinstance(module, RMSNorm):
+        nn.init.ones_(module.weight)
+    else:
+        return False
+    return True
 
 
 def check_right_padding(attention_mask: torch.Tensor | None) -> None:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikingbrain.models.gla_swa.layers import merge_heads, split_heads
 from spikingbrain.models.hybrid.cache import HybridCache
 from spikingbrain.models.hybrid.configuration import SpikingBrainMoEConfig
 from spikingbrain.models.ops import attention as attention_ops
@@ -19,18 +20,6 @@ from spikingbrain.models.ops import gla as gla_ops
 from spikingbrain.models.ops.moe import MoEFeedForward, SwiGLUMLP
 from spikingbrain.models.ops.norm import RMSNorm
 from spikingbrain.models.ops.rope import apply_rope, rope_cos_sin
-
-
-def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """``[B, L, n*D]`` -> ``[B, n, L, D]``."""
-    b, length, _ = x.shape
-    return x.view(b, length, n_heads, -1).transpose(1, 2)
-
-
-def _merge(x: torch.Tensor) -> torch.Tensor:
-    """``[B, n, L, D]`` -> ``[B, L, n*D]``."""
-    b, n, length, d = x.shape
-    return x.transpose(1, 2).reshape(b, length, n * d)
 
 
 class _Projections(nn.Module):
@@ -56,9 +45,9 @@ class SoftmaxBranch(_Projections):
                 store_sinks: bool = False) -> torch.Tensor:
         """``x [B, L, hidden]`` at absolute ``positions [L]``; ``n_sink``: sinks in the keys."""
         cos, sin = rope_cos_sin(positions, self.head_dim, self.theta, dtype=x.dtype)
-        q = apply_rope(_heads(self.q_proj(x), self.n_heads), cos, sin)
-        k = apply_rope(_heads(self.k_proj(x), self.n_kv), cos, sin)
-        v = _heads(self.v_proj(x), self.n_kv)
+        q = apply_rope(split_heads(self.q_proj(x), self.n_heads), cos, sin)
+        k = apply_rope(split_heads(self.k_proj(x), self.n_kv), cos, sin)
+        v = split_heads(self.v_proj(x), self.n_kv)
         if cache is None or store_sinks:  # sinks (+ tokens): the sinks are the first queries
             if store_sinks:
                 cache.layers[layer].sink_k, cache.layers[layer].sink_v = k, v
@@ -74,7 +63,7 @@ class SoftmaxBranch(_Projections):
                 v = torch.cat([entry.sink_v.expand(b, -1, -1, -1), v], dim=2)
             o = attention_ops.softmax_attention(q, k, v, window=self.window, n_sink=n_sink,
                                                 k_start=cache.seen_tokens - past)
-        return self.o_proj(_merge(o))
+        return self.o_proj(merge_heads(o))
 
 
 def tied_gate_qkg(q_lin: torch.Tensor, k_lin: torch.Tensor
@@ -102,14 +91,14 @@ class GLABranch(_Projections):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [B, L, hidden]`` -> (output ``[B, L, hidden]``, final state ``[B, H, D, D]``)."""
         groups = self.n_heads // self.n_kv
-        q, k, log_g = tied_gate_qkg(_heads(self.q_proj(x), self.n_heads),
-                                    _heads(self.k_proj(x), self.n_kv))
-        v = _heads(self.v_proj(x), self.n_kv)
+        q, k, log_g = tied_gate_qkg(split_heads(self.q_proj(x), self.n_heads),
+                                    split_heads(self.k_proj(x), self.n_kv))
+        v = split_heads(self.v_proj(x), self.n_kv)
         k, v, log_g = (t.repeat_interleave(groups, dim=1) for t in (k, v, log_g))
         o, state = gla_ops.gla(q, k, v, log_g,
                                initial_state=initial_state, output_final_state=True,
                                backend=self.backend, chunk_size=self.chunk_size)
-        return self.o_proj(_merge(o.to(x.dtype))), state
+        return self.o_proj(merge_heads(o.to(x.dtype))), state
 
 
 class HybridDecoderLayer(nn.Module):

@@ -21,7 +21,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from spikingbrain.models.gla_swa.modeling import check_right_padding
+from spikingbrain.models.gla_swa.modeling import check_right_padding, init_weights_
 from spikingbrain.models.hybrid.cache import HybridCache
 from spikingbrain.models.hybrid.configuration import SpikingBrainMoEConfig
 from spikingbrain.models.hybrid.layers import HybridDecoderLayer
@@ -40,15 +40,9 @@ class SpikingBrainMoEPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, RMSNorm):
-            nn.init.ones_(module.weight)
-        elif isinstance(module, HybridDecoderLayer) and hasattr(module, "branch_mix"):
+        if init_weights_(module, std):
+            return
+        if isinstance(module, HybridDecoderLayer) and hasattr(module, "branch_mix"):
             nn.init.zeros_(module.branch_mix)
         elif isinstance(module, SpikingBrainMoEModel):
             nn.init.normal_(module.sink_tokens, mean=0.0, std=std)
