@@ -91,7 +91,7 @@ class SchemeSpec:
             T = max(abs(lo), abs(hi))
         elif self.twos_complement:
             # need -2**(T-1) <= lo and hi <= 2**(T-1) - 1
-            T = 1 + max((-lo - 1).bit_length() if lo < 0 else 0, hi.bit_length())
+            T = 1 + max((-lo - 1).bit_length() if lo < 0 else 0, max(hi, 0).bit_length())
         else:
             T = max(abs(lo), abs(hi)).bit_length()
         return max(T, self.min_window)

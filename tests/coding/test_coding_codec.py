@@ -242,3 +242,12 @@ def test_most_negative_value_of_the_input_dtype_round_trips(dtype, fast):
             continue  # a 32768-step unary train is pointless here
         s = encode(c, scheme, fast=fast)
         assert torch.equal(decode(s, scheme, dtype=torch.int64), c.to(torch.int64)), scheme
+
+
+def test_twos_complement_window_of_only_negative_counts_is_minimal():
+    """-2 fits two bits (0b10): an all-negative tensor must not get an extra step (found by
+    the statistics' window_for disagreeing with min_steps)."""
+    c = torch.tensor([-2, -1])
+    assert min_steps(c, "bitwise_twos_complement") == 2
+    assert torch.equal(decode(encode(c, "bitwise_twos_complement"), "bitwise_twos_complement"),
+                       c.int())
