@@ -39,15 +39,11 @@ Progress = Callable[[int], None]
 
 
 def read_text_file(path: str | os.PathLike) -> list[str]:
-    """Non-empty lines of a UTF-8 text file, one sequence per line."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"text file {p} does not exist (give one sequence per line)")
-    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
-    lines = [ln for ln in lines if ln]
-    if not lines:
-        raise ValueError(f"text file {p} holds no non-empty line; give one sequence per line")
-    return lines
+    """Non-empty lines of a UTF-8 text file, one sequence per line (a missing, empty, binary
+    or non-UTF-8 file raises :class:`~spikingbrain.utils.cli_checks.UsageError`)."""
+    from spikingbrain.utils.cli_checks import read_text_lines
+
+    return read_text_lines(path, "text file")
 
 
 def load_model_dir(model_dir: str | os.PathLike, config: Any = None,

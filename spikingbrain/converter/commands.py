@@ -11,7 +11,7 @@ from spikingbrain.utils.cli_checks import (
     UsageError,
     check_finite,
     check_out_dir,
-    check_text_file,
+    read_text_lines,
     usage_errors,
 )
 
@@ -144,9 +144,7 @@ def _validate(model_dir, out_dir, k, scheme, T, max_count, granularity, group_si
         raise UsageError(str(err)) from None
     lines = None
     if calibrate_text is not None:
-        check_text_file(calibrate_text, "--calibrate-text")
-        lines = [ln.strip() for ln in calibrate_text.read_text(encoding="utf-8").splitlines()
-                 if ln.strip()][:calibrate_n]
+        lines = read_text_lines(calibrate_text, "--calibrate-text")[:calibrate_n]
     return cfg, lines, Path(model_dir)
 
 

@@ -184,25 +184,21 @@ WEIGHT_FIELDS = ("granularity", "group_size", "remainder", "clip_weights")
 
 def _reconfigure_converted(model: nn.Module, config: SpikeConfig) -> None:
     """Apply ``config`` to layers that are already converted: input-side fields (k, scheme, T,
-    max_count, mode, compute_dtype) change in place; a different weight quantisation cannot
-    be applied without the float weights and raises ValueError."""
+    max_count, mode, compute_dtype) change in place; a config whose weight grouping differs
+    from the stored codes' cannot be applied without the float weights and raises ValueError."""
     layers = spiking_layers(model) if not isinstance(model, SpikingLinear) else {"": model}
     for name, layer in layers.items():
-        old = layer.config
-        if old == config:
+        if layer.config == config:
             continue
-        imported = layer.qdata.dtype == torch.int16 or layer.n_out_of_range > 0
-        changed = [f for f in WEIGHT_FIELDS if getattr(old, f) != getattr(config, f)]
-        if changed and not (imported or layer.group_size == config.group_size_for(
-                layer.in_features) and changed == ["remainder"]):
+        wanted = config.group_size_for(layer.in_features)
+        if wanted != layer.group_size:
             raise ValueError(
-                f"layer '{name or '<root>'}' is already converted with "
-                f"{', '.join(f'{f}={getattr(old, f)!r}' for f in changed)}; the new config asks "
-                f"for {', '.join(f'{f}={getattr(config, f)!r}' for f in changed)}, which needs "
+                f"layer '{name or '<root>'}' is already converted with weight groups of "
+                f"{layer.group_size} columns; the new config asks for {wanted}, which needs "
                 f"the float weights: convert the float model instead (input-side fields such as "
                 f"k, scheme, T, max_count and mode can be changed on a converted model)"
             )
-        layer.config = config.replace(**{f: getattr(old, f) for f in WEIGHT_FIELDS})
+        layer.config = config.replace(**{f: getattr(layer.config, f) for f in WEIGHT_FIELDS})
 
 
 def _inside_spiking(name: str, targets: list[tuple[str, nn.Module]]) -> bool:

@@ -23,7 +23,6 @@ was wrong and what to do); nothing falls back silently to another model's tokeni
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -83,21 +82,12 @@ class LoadedFolder:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _register_model_types() -> None:
-    """Make the SpikingBrain model types known to transformers' Auto classes, if present."""
-    if importlib.util.find_spec("spikingbrain.models") is None:  # pragma: no cover
-        return
-    models = importlib.import_module("spikingbrain.models")
-    register = getattr(models, "register", None)
-    if callable(register):
-        register()
-
-
 def _transformers():
+    from spikingbrain.models import register
     from spikingbrain.utils.optional import require
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    _register_model_types()
+    register()  # the SpikingBrain model types (gla_swa, spikingbrain_moe)
     return require("transformers", extra="hf", purpose="loading Hugging Face model folders")
 
 

@@ -42,7 +42,7 @@ from torch import nn
 from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.convert import spiking_layers
 from spikingbrain.converter.layer import SpikingLinear, is_conv1d
-from spikingbrain.utils.atomic import atomic_folder, recover_folder
+from spikingbrain.utils.atomic import ForeignFolderError, atomic_folder, recover_folder
 from spikingbrain.utils.dtypes import DTYPES, dtype_from_name, dtype_name
 
 __all__ = [
@@ -189,9 +189,7 @@ def save_converted(model: nn.Module, path: str | os.PathLike, tokenizer: Any = N
     try:
         with atomic_folder(path, _replaceable, on_synced=lambda: _stage("synced")) as staging:
             _write_folder(model, layers, staging, tokenizer)
-    except ValueError as err:
-        if "already holds other files" not in str(err):
-            raise
+    except ForeignFolderError:
         raise ValueError(
             f"{path} already holds files that save_converted did not write (e.g. a float "
             f"model); refusing to replace them: choose a new or empty folder"

@@ -24,7 +24,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_folder", "atomic_path", "atomic_write", "recover_folder"]
+__all__ = ["ForeignFolderError", "atomic_folder", "atomic_path", "atomic_write",
+           "recover_folder"]
+
+
+class ForeignFolderError(ValueError):
+    """The target folder holds files that the writer may not replace."""
 
 
 def _umask() -> int:
@@ -154,8 +159,8 @@ def atomic_folder(path: str | os.PathLike, replaceable: Callable[[Path], bool] |
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not (replaceable and replaceable(folder)):
-        raise ValueError(f"{folder} already holds other files; refusing to replace them: choose "
-                         f"a new or empty folder")
+        raise ForeignFolderError(f"{folder} already holds other files; refusing to replace "
+                                 f"them: choose a new or empty folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = _aside(folder, "saving")
     staging.mkdir()

@@ -35,6 +35,7 @@ __all__ = [
     "check_out_dir",
     "check_out_file",
     "check_text_file",
+    "read_text_lines",
     "fail",
     "usage_errors",
     "with_usage_errors",
@@ -115,6 +116,12 @@ def check_text_file(path: str | os.PathLike, option: str = "--text") -> Path:
     if not any(line.strip() for line in text.splitlines()):
         raise UsageError(f"{option} {p} is empty; give at least one line of text")
     return p
+
+
+def read_text_lines(path: str | os.PathLike, option: str = "--text") -> list[str]:
+    """The non-blank lines of a text file (stripped), after :func:`check_text_file`."""
+    p = check_text_file(path, option)
+    return [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
 def _check_writable_parent(p: Path, option: str) -> None:

@@ -81,12 +81,12 @@ class GatedLinearAttention(_QKV):
         q = split_heads(F.relu(self.q_proj(x)), cfg.num_attention_heads)
         k = split_heads(F.relu(self.k_proj(x)), cfg.num_key_value_heads)
         v = split_heads(self.v_proj(x), cfg.num_key_value_heads)
-        log_g = split_heads(F.logsigmoid(self.gk_proj(x).float()) / cfg.gate_logit_normalizer,
-                            cfg.num_key_value_heads)
+        # the gate in float32 at least (float64 models keep float64)
+        log_g = split_heads(F.logsigmoid(self.gk_proj(x).to(torch.promote_types(
+            x.dtype, torch.float32))) / cfg.gate_logit_normalizer, cfg.num_key_value_heads)
         k, v, log_g = (t.repeat_interleave(rep, 1) for t in (k, v, log_g))
         h0 = cache.state.get(self.idx) if cache is not None else None
-        o, state = gla(q, k, v, log_g.to(q.dtype) if q.dtype == torch.float64 else log_g,
-                       initial_state=h0, output_final_state=cache is not None,
+        o, state = gla(q, k, v, log_g, initial_state=h0, output_final_state=cache is not None,
                        backend=cfg.gla_backend)
         if cache is not None:
             cache.state[self.idx] = state
