@@ -25,6 +25,7 @@ from spikingbrain.utils.dtypes import FLOAT_DTYPES
 
 __all__ = ["GRANULARITIES", "MODES", "REMAINDERS", "SpikeConfig"]
 
+KERNELS = ("auto", "torch", "triton")
 MODES = ("count", "spike", "fake")
 GRANULARITIES = ("group", "channel")
 REMAINDERS = ("partial", "error")
@@ -61,6 +62,13 @@ class SpikeConfig:
         compute_dtype: float dtype of the epilogue (scales, ``Vth``, bias) and of ``"fake"``.
         clip_weights: when importing public W8ASpike weights, clip codes outside [-128, 127]
             to int8 (with a warning giving their count) instead of keeping them exact in int16.
+        kernel: ``"auto"`` (the fused Triton kernels for count and spike mode on CUDA tensors
+            where they apply, else torch), ``"torch"`` (always the torch path) or
+            ``"triton"`` (the Triton kernels, an error where they do not apply). Same
+            integers either way; see docs/gpu.md.
+        check_finite: raise ValueError on NaN/Inf activations (on a GPU this reads one flag
+            back per layer call, a device sync). ``False`` skips the check (needed for CUDA
+            graph capture): a token with NaN/Inf then gives NaN outputs, like ``nn.Linear``.
     """
 
     k: float = 3.0
@@ -73,6 +81,8 @@ class SpikeConfig:
     compute_dtype: torch.dtype = torch.float32
     clip_weights: bool = False
     remainder: str = "partial"
+    kernel: str = "auto"
+    check_finite: bool = True
 
     def __post_init__(self) -> None:
         k = self.k
@@ -104,8 +114,11 @@ class SpikeConfig:
                 f"got {type(self.compute_dtype).__name__}"
             )
         _dtype_name(self.compute_dtype)
-        if not isinstance(self.clip_weights, bool):
-            raise TypeError(f"clip_weights must be a bool, got {type(self.clip_weights).__name__}")
+        for name in ("clip_weights", "check_finite"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
 
     # ----------------------------------------------------------------- derived values
     def group_size_for(self, in_features: int) -> int:

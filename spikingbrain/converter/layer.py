@@ -252,6 +252,14 @@ class SpikingLinear(SpikeEmitter):
                 f"in_features={self.in_features}"
             )
         cfg = self.config
+        if self._use_triton(x):
+            from spikingbrain.kernels.spiking_linear_triton import spiking_linear_triton
+
+            with torch.no_grad():
+                y, record = spiking_linear_triton(self, x)
+            if record is not None:
+                self.emit(record)
+            return y
         with torch.no_grad():
             counts, vth, saturated, col_absmax = self._threshold(x)
             self.emit(SpikeRecord(counts=counts, vth=vth, scheme=cfg.scheme, T=cfg.T,
@@ -267,6 +275,23 @@ class SpikingLinear(SpikeEmitter):
                 y = epilogue(acc.reshape(-1, self.out_features, self.n_groups), self.scale,
                              vth.reshape(-1, 1), self.bias, cd).reshape(*lead, self.out_features)
         return y.to(x.dtype)
+
+    def _use_triton(self, x: torch.Tensor) -> bool:
+        """Whether this call takes the Triton kernels (``config.kernel``, see SpikeConfig)."""
+        kernel = self.config.kernel
+        if kernel == "torch" or (kernel == "auto" and not x.is_cuda):
+            return False
+        try:
+            from spikingbrain.kernels.spiking_linear_triton import unsupported_reason
+        except ImportError as e:
+            if kernel == "triton":
+                raise RuntimeError(f"kernel='triton' needs triton: {e}") from None
+            return False
+        reason = unsupported_reason(self, x)
+        if reason is not None and kernel == "triton":
+            raise ValueError(f"kernel='triton' cannot run this layer: {reason}; "
+                             f"use kernel='auto' to fall back to torch")
+        return reason is None
 
     def extra_repr(self) -> str:
         c = self.config

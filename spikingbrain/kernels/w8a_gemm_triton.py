@@ -1,0 +1,212 @@
+"""INT8 weights x integer spike counts on the GPU, exact per weight group, fused epilogue.
+
+``y[m, n] = Vth[m] * sum_g scale[n, g] * acc[m, n, g] + bias[n]`` with
+``acc[m, n, g] = sum_{k in group g} counts[m, k] * qdata[n, k]`` accumulated exactly in int32
+on the INT8 tensor cores, one weight group (``BLOCK_K`` = group size) per K step, the float
+epilogue applied in registers. The group order of the float sum is the CPU's (g = 0, 1, ...).
+
+Counts beyond int8 (a token whose ``max |count|`` exceeds 127): the kernel recomputes that
+block of tokens from ``x`` with the threshold kernel's formula and splits the counts into
+balanced base-128 digits, ``q = d0 + 128 d1 + 16384 d2``, one int8 GEMM per digit, so the
+accumulators stay exact for ``|count| < 2**21`` (the caller checks that bound).
+
+Spike mode computes the same accumulators from the spike trains: each time step of the
+scheme is a plane of spikes in {-1, 0, 1} expanded in registers from the counts, multiplied
+on the tensor cores and added with its time weight. Steps that are silent for a whole block of
+tokens (beyond its largest count) are skipped: they add zero.
+
+>>> import torch
+>>> from spikingbrain.kernels.threshold_triton import threshold_counts
+>>> from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+>>> x = torch.tensor([[0.3, -0.9, 0.0, 1.8]] * 16)
+>>> q = torch.tensor([[1, 2, 3, 4], [-5, 6, -7, 8]] * 8, dtype=torch.int8)
+>>> t = threshold_counts(x, 3.0)
+>>> acc = w8a_gemm(x, t, q, torch.ones(16, 1), None, group_size=4, store_acc=True)[1]
+>>> acc[0, :2, 0].tolist()   # [1, -4, 0, 7] . q rows
+[21, 27]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spikingbrain.kernels.threshold_triton import ThresholdCounts, round_half_even
+from spikingbrain.kernels.triton_support import import_triton, interpreting
+
+triton, tl = import_triton()
+
+__all__ = ["w8a_gemm", "SPIKE_PLANES", "MAX_EXACT_COUNT"]
+
+#: spike-plane kinds of spike mode (0 = count mode): unary trains (binary, ternary), bits of
+#: the magnitude (bitwise unsigned, sign-magnitude), two's complement bits
+SPIKE_PLANES = {"count": 0, "binary": 1, "ternary": 1, "bitwise_unsigned": 2,
+                "bitwise_bidirectional": 2, "bitwise_twos_complement": 3}
+#: counts beyond this magnitude do not fit three base-128 digits
+MAX_EXACT_COUNT = 2**21 - 2**14 - 1
+
+
+@triton.jit
+def _planes_dot(a, b, tile_max, PLANES: tl.constexpr):
+    """Exact ``a @ b`` (``a`` int32 [BM, BK] counts, ``b`` int8 [BK, BN]) from spike planes."""
+    acc = tl.zeros([a.shape[0], b.shape[1]], dtype=tl.int32)
+    mag = tl.abs(a)
+    sgn = tl.where(a < 0, -1, 1)
+    if PLANES == 1:  # unary trains: step t spikes where |c| > t
+        t = 0
+        while t < tile_max:
+            plane = tl.where(mag > t, sgn, 0).to(tl.int8)
+            acc += tl.dot(plane, b, out_dtype=tl.int32)
+            t += 1
+    elif PLANES == 2:  # bits of |c|, step weight 2**bit, spikes carry the sign
+        t = 0
+        while (tile_max >> t) > 0:
+            plane = (((mag >> t) & 1) * sgn).to(tl.int8)
+            acc += tl.dot(plane, b, out_dtype=tl.int32) << t
+            t += 1
+    else:  # two's complement: bits 0..T-2 weigh 2**t, the sign bit weighs -2**(T-1)
+        t = 0
+        while (tile_max >> t) > 0:
+            plane = ((a >> t) & 1).to(tl.int8)
+            acc += tl.dot(plane, b, out_dtype=tl.int32) << t
+            t += 1
+        sign_plane = ((a >> t) & 1).to(tl.int8)  # bit t: the sign bit of a t+1-bit window
+        acc -= tl.dot(sign_plane, b, out_dtype=tl.int32) << t
+    return acc
+
+
+@triton.jit
+def _digits_dot(q, b):
+    """Exact ``q @ b`` for float32 integer counts ``|q| < 2**21`` through base-128 digits."""
+    r1 = round_half_even(q * (1.0 / 128.0))
+    d0 = (q - r1 * 128.0).to(tl.int8)
+    r2 = round_half_even(r1 * (1.0 / 128.0))
+    d1 = (r1 - r2 * 128.0).to(tl.int8)
+    acc = tl.dot(d0, b, out_dtype=tl.int32)
+    acc += tl.dot(d1, b, out_dtype=tl.int32) * 128
+    acc += tl.dot(r2.to(tl.int8), b, out_dtype=tl.int32) * 16384
+    return acc
+
+
+@triton.jit
+def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_ptr, acc_ptr,
+                M, N, K, G, stride_am, stride_bn, stride_sn, stride_om, stride_xm, lo, hi,
+                BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
+                ONE_GROUP: tl.constexpr, HAS_BIAS: tl.constexpr, STORE_ACC: tl.constexpr,
+                PLANES: tl.constexpr):
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BM)
+    num_n = tl.cdiv(N, BN)
+    width = GROUP_M * num_n
+    first_m = (pid // width) * GROUP_M
+    rows = min(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % rows
+    pid_n = (pid % width) // rows
+    offs_m = (pid_m * BM + tl.arange(0, BM)).to(tl.int64)
+    offs_n = (pid_n * BN + tl.arange(0, BN)).to(tl.int64)
+    offs_k = tl.arange(0, BK)
+    m_ok = offs_m < M
+    n_ok = offs_n < N
+    tile_max = tl.max(tl.load(absmax_ptr + offs_m, mask=m_ok, other=0), axis=0)
+    vth = tl.load(vth_ptr + offs_m, mask=m_ok, other=1.0)
+    a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :]
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :]
+    b_ptrs = b_ptr + offs_n[None, :] * stride_bn + offs_k[:, None]
+    y = tl.zeros([BM, BN], dtype=tl.float32)
+    acc = tl.zeros([BM, BN], dtype=tl.int32)
+    vth_div = tl.where(vth == vth, vth, 1.0)
+    for kt in range(0, tl.cdiv(K, BK)):
+        k_ok = offs_k + kt * BK < K
+        b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0)
+        if tile_max > 127:  # some token of this block has counts beyond int8: recompute
+            xv = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+            q = round_half_even(tl.math.div_rn(xv.to(tl.float32), vth_div[:, None]))
+            q = tl.minimum(tl.maximum(q, lo), hi)
+            if PLANES == 0:
+                part = _digits_dot(q, b)
+            else:
+                part = _planes_dot(q.to(tl.int32), b, tile_max, PLANES)
+        else:
+            a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0)
+            if PLANES == 0:
+                part = tl.dot(a, b, out_dtype=tl.int32)
+            else:
+                part = _planes_dot(a.to(tl.int32), b, tile_max, PLANES)
+        if ONE_GROUP:
+            acc += part
+        else:
+            s = tl.load(s_ptr + offs_n * stride_sn + kt, mask=n_ok, other=0.0)
+            y += part.to(tl.float32) * s[None, :]
+            if STORE_ACC:
+                tl.store(acc_ptr + (offs_m[:, None] * N + offs_n[None, :]) * G + kt, part,
+                         mask=m_ok[:, None] & n_ok[None, :])
+        a_ptrs += BK
+        x_ptrs += BK
+        b_ptrs += BK
+    if ONE_GROUP:
+        s = tl.load(s_ptr + offs_n * stride_sn, mask=n_ok, other=0.0)
+        y = acc.to(tl.float32) * s[None, :]
+        if STORE_ACC:
+            tl.store(acc_ptr + (offs_m[:, None] * N + offs_n[None, :]) * G, acc,
+                     mask=m_ok[:, None] & n_ok[None, :])
+    y = y * vth[:, None]
+    if HAS_BIAS:
+        y += tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
+             y.to(out_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+
+
+def _launch_config(M: int, N: int, K: int, block_k: int, planes: int) -> dict:
+    """Tile shapes by problem size (tuned on an H100; the interpreter gets small tiles)."""
+    if interpreting():
+        return dict(BM=16, BN=16, GROUP_M=2, num_warps=4, num_stages=1)
+    if M <= 16:
+        return dict(BM=16, BN=32, GROUP_M=1, num_warps=4, num_stages=4)
+    if M <= 64:
+        return dict(BM=64, BN=64, GROUP_M=4, num_warps=4, num_stages=4)
+    if planes:
+        return dict(BM=128, BN=128, GROUP_M=8, num_warps=8, num_stages=3)
+    return dict(BM=128, BN=256 if block_k <= 128 else 128, GROUP_M=8, num_warps=8,
+                num_stages=3)
+
+
+def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: torch.Tensor,
+             bias: torch.Tensor | None, group_size: int, scheme: str | None = None,
+             store_acc: bool = False, block_k: int | None = None,
+             out_dtype: torch.dtype | None = None, config: dict | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``y [M, N]`` (in ``out_dtype``, default ``x.dtype``) and, with ``store_acc``, the int32
+    accumulators ``[M, N, G]``.
+
+    Args:
+        x: the layer input ``[M, K]`` (read only for tokens with counts beyond int8).
+        t: :func:`~spikingbrain.kernels.threshold_triton.threshold_counts` of ``x``.
+        qdata: int8 weight codes ``[N, K]``; ``scale [N, G]`` float32; ``bias [N]`` or None.
+        group_size: input columns per scale; a power of two >= 16 when ``G > 1``.
+        scheme: None for count mode, else the spike scheme (spike mode, see module doc).
+        block_k: K step when ``G == 1`` (default 128).
+    """
+    M, K = x.shape
+    N, G = scale.shape
+    if qdata.dtype != torch.int8 or qdata.shape != (N, K) or qdata.stride(-1) != 1:
+        raise ValueError(f"qdata must be contiguous int8 [{N}, {K}], got {qdata.dtype} "
+                         f"{tuple(qdata.shape)}")
+    one_group = G == 1
+    bk = (block_k or 128) if one_group else group_size
+    if not one_group and (bk < 16 or bk & (bk - 1) or triton.cdiv(K, bk) != G):
+        raise ValueError(f"group_size {group_size} must be a power of two >= 16 matching "
+                         f"{G} groups of {K} columns")
+    planes = SPIKE_PLANES[scheme or "count"]
+    out = torch.empty(M, N, dtype=out_dtype or x.dtype, device=x.device)
+    acc = torch.zeros(M, N, G, dtype=torch.int32, device=x.device) if store_acc else None
+    if M == 0 or N == 0:
+        return out, acc
+    cfg = config or _launch_config(M, N, K, bk, planes)
+    grid = (triton.cdiv(M, cfg["BM"]) * triton.cdiv(N, cfg["BN"]),)
+    _w8a_kernel[grid](
+        t.counts8, qdata, scale, t.vth, bias if bias is not None else scale, out, t.absmax, x,
+        acc if acc is not None else out, M, N, K, G, t.counts8.stride(0), qdata.stride(0),
+        scale.stride(0), out.stride(0), x.stride(0), t.lo, t.hi,
+        BM=cfg["BM"], BN=cfg["BN"], BK=bk, GROUP_M=cfg["GROUP_M"], ONE_GROUP=one_group,
+        HAS_BIAS=bias is not None, STORE_ACC=store_acc, PLANES=planes,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    return out, acc

@@ -1,0 +1,130 @@
+"""The Triton spiking-linear kernels against the CPU reference, under the interpreter on CPU.
+
+Integers (counts given, accumulators) are compared bit for bit; float outputs within 1e-5
+relative (the group sum's float rounding may fuse differently).
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from spikingbrain.converter import SpikeConfig, SpikingLinear
+from spikingbrain.converter.kernels import reference_accumulators
+from spikingbrain.kernels.threshold_triton import exact_counts, threshold_counts
+from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+from spikingbrain.neurons.adaptive import adaptive_threshold
+
+
+def _layer(in_f, out_f, **cfg):
+    torch.manual_seed(in_f * 7 + out_f)
+    return SpikingLinear.from_linear(nn.Linear(in_f, out_f), SpikeConfig(**cfg))
+
+
+def _x(m, k, outliers=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(m, k, generator=g)
+    if outliers:  # a few massive activations: counts in the thousands for those tokens
+        x[1, 3] = 5000.0
+        x[m - 1, k - 2] = -9000.0
+    return x
+
+
+@pytest.mark.parametrize("outliers", [False, True])
+@pytest.mark.parametrize("gs,k", [(16, 64), (32, 80), (None, 48)])
+def test_accumulators_equal_reference_bit_for_bit(gs, k, outliers):
+    layer = _layer(k, 24, **({"group_size": gs} if gs else {"granularity": "channel"}))
+    x = _x(20, k, outliers)
+    t = threshold_counts(x, 400.0 if outliers else 3.0)  # large k: three base-128 digits
+    counts = exact_counts(x, t)
+    if outliers:
+        assert int(t.absmax.max()) > 128 * 128
+    _, acc = w8a_gemm(x, t, layer.qdata, layer.scale, None, layer.group_size, store_acc=True)
+    ref = reference_accumulators(counts, layer.qdata, layer.group_size)
+    assert torch.equal(acc.to(torch.int64), ref)
+
+
+@pytest.mark.parametrize("scheme", ["binary", "ternary", "bitwise_unsigned",
+                                    "bitwise_bidirectional", "bitwise_twos_complement"])
+@pytest.mark.parametrize("outliers", [False, True])
+def test_spike_planes_give_count_mode_accumulators(scheme, outliers):
+    layer = _layer(32, 16, group_size=16)
+    x = _x(18, 32, outliers, seed=3)
+    if outliers and scheme in ("binary", "ternary"):
+        x[1, 3], x[17, 30] = 60.0, -45.0  # unary trains: keep T (one plane per step) small
+    t = threshold_counts(x, 3.0)
+    _, acc_c = w8a_gemm(x, t, layer.qdata, layer.scale, None, 16, store_acc=True)
+    _, acc_s = w8a_gemm(x, t, layer.qdata, layer.scale, None, 16, scheme=scheme,
+                        store_acc=True)
+    assert torch.equal(acc_s, acc_c)
+    assert torch.equal(acc_c.long(), reference_accumulators(exact_counts(x, t), layer.qdata, 16))
+
+
+def test_threshold_kernel_equals_the_neuron_where_the_mean_is_exact():
+    # multiples of 1/8 summing to an exact mean: Vth and every count match bit for bit
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(-40, 41, (9, 64), generator=g).float() / 8
+    t = threshold_counts(x, 3.0)
+    ref = adaptive_threshold(x, 3.0)
+    assert torch.equal(t.vth, ref.vth.flatten())
+    assert torch.equal(exact_counts(x, t), ref.counts)
+    assert torch.equal(t.absmax.long(), ref.counts.abs().amax(1).long())
+
+
+def test_threshold_kernel_with_window_limits_counts_saturation():
+    x = _x(6, 40, outliers=True)
+    t = threshold_counts(x, 3.0, -8, 7)
+    ref = adaptive_threshold(x, 3.0)
+    assert torch.equal(exact_counts(x, t), ref.counts.clamp(-8, 7))
+    assert int(t.saturated.sum()) == int(((ref.counts < -8) | (ref.counts > 7)).sum())
+
+
+WINDOWED = dict(scheme="bitwise_twos_complement", T=6)  # counts saturate at [-32, 31]
+BEYOND_INT8 = dict(scheme="bitwise_bidirectional", k=100.0)  # counts in the thousands
+
+
+@pytest.mark.parametrize("mode", ["count", "spike"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("case", [WINDOWED, BEYOND_INT8])
+def test_layer_through_triton_matches_torch_path(mode, dtype, case):
+    cfgs = dict(group_size=16, mode=mode, **case)
+    torch_layer = _layer(48, 40, kernel="torch", **cfgs)
+    tri = _layer(48, 40, kernel="triton", **cfgs)
+    x = _x(3 * 7, 48, outliers=True).reshape(3, 7, 48).to(dtype)
+    seen = {}
+    tri.add_spike_observer(lambda m, r: seen.update(tri=r))
+    torch_layer.add_spike_observer(lambda m, r: seen.update(ref=r))
+    y_t, y_r = tri(x), torch_layer(x)
+    assert y_t.dtype == dtype and y_t.shape == (3, 7, 40)
+    torch.testing.assert_close(y_t.float(), y_r.float(), rtol=1e-5 if dtype == torch.float32
+                               else 1e-2, atol=1e-5)
+    assert torch.equal(seen["tri"].counts, seen["ref"].counts)
+    assert int(seen["tri"].n_saturated) == int(seen["ref"].n_saturated)
+    if case is WINDOWED:
+        assert int(seen["ref"].n_saturated) > 0
+    else:
+        assert float(seen["ref"].counts.abs().max()) > 1000
+
+
+def test_non_finite_tokens_raise_or_give_nan():
+    x = _x(4, 32)
+    x[2, 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        _layer(32, 8, kernel="triton", group_size=16)(x)
+    y = _layer(32, 8, kernel="triton", group_size=16, check_finite=False)(x)
+    assert torch.isnan(y[2]).all() and torch.isfinite(y[[0, 1, 3]]).all()
+
+
+@pytest.mark.parametrize("cfg,why", [
+    (dict(mode="fake"), "mode"), (dict(group_size=24), "group size"),
+    (dict(compute_dtype=torch.float64), "compute_dtype"), (dict(k=1e6), "2\\*\\*21")])
+def test_kernel_triton_says_why_it_cannot_run(cfg, why):
+    layer = _layer(48, 8, kernel="triton", **cfg)
+    with pytest.raises(ValueError, match=why):
+        layer(torch.randn(2, 48))
+    auto = _layer(48, 8, **cfg)  # "auto" on a CPU tensor: the torch path, no error
+    assert auto(torch.randn(2, 48)).shape == (2, 8)
+
+
+def test_bad_kernel_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        SpikeConfig(kernel="cuda")
