@@ -88,6 +88,21 @@ def _digits_dot(q, b):
 
 
 @triton.jit
+def _step(y, acc, part, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn, N, G, kt,
+          ONE_GROUP: tl.constexpr, STORE_ACC: tl.constexpr):
+    """Fold one K step's int32 ``part`` in: into ``acc`` (one group) or, scaled, into ``y``."""
+    if ONE_GROUP:
+        acc += part
+    else:
+        s = tl.load(s_ptr + offs_n * stride_sn + kt, mask=offs_n < N, other=0.0)
+        y += part.to(tl.float32) * s[None, :]
+        if STORE_ACC:
+            tl.store(acc_ptr + (offs_m[:, None] * N + offs_n[None, :]) * G + kt, part,
+                     mask=mn_ok)
+    return y, acc
+
+
+@triton.jit
 def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_ptr, acc_ptr,
                 M, N, K, G, stride_am, stride_bn, stride_sn, stride_om, stride_xm, lo, hi,
                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
@@ -106,18 +121,18 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
     offs_k = tl.arange(0, BK)
     m_ok = offs_m < M
     n_ok = offs_n < N
+    mn_ok = m_ok[:, None] & n_ok[None, :]
     tile_max = tl.max(tl.load(absmax_ptr + offs_m, mask=m_ok, other=0), axis=0)
     vth = tl.load(vth_ptr + offs_m, mask=m_ok, other=1.0)
-    a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :]
-    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :]
     b_ptrs = b_ptr + offs_n[None, :] * stride_bn + offs_k[:, None]
     y = tl.zeros([BM, BN], dtype=tl.float32)
     acc = tl.zeros([BM, BN], dtype=tl.int32)
-    vth_div = tl.where(vth == vth, vth, 1.0)
-    for kt in range(0, tl.cdiv(K, BK)):
-        k_ok = offs_k + kt * BK < K
-        b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0)
-        if tile_max > 127:  # some token of this block has counts beyond int8: recompute
+    if tile_max > 127:  # some token of this block has counts beyond int8: recompute from x
+        vth_div = tl.where(vth == vth, vth, 1.0)
+        x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :]
+        for kt in range(0, tl.cdiv(K, BK)):
+            k_ok = offs_k + kt * BK < K
+            b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0)
             xv = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
             q = round_half_even(tl.math.div_rn(xv.to(tl.float32), vth_div[:, None]))
             q = tl.minimum(tl.maximum(q, lo), hi)
@@ -125,34 +140,34 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
                 part = _digits_dot(q, b)
             else:
                 part = _planes_dot(q.to(tl.int32), b, tile_max, PLANES)
-        else:
+            y, acc = _step(y, acc, part, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn, N,
+                           G, kt, ONE_GROUP, STORE_ACC)
+            x_ptrs += BK
+            b_ptrs += BK
+    else:
+        a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :]
+        for kt in range(0, tl.cdiv(K, BK)):
+            k_ok = offs_k + kt * BK < K
+            b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0)
             a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0)
             if PLANES == 0:
                 part = tl.dot(a, b, out_dtype=tl.int32)
             else:
                 part = _planes_dot(a.to(tl.int32), b, tile_max, PLANES)
-        if ONE_GROUP:
-            acc += part
-        else:
-            s = tl.load(s_ptr + offs_n * stride_sn + kt, mask=n_ok, other=0.0)
-            y += part.to(tl.float32) * s[None, :]
-            if STORE_ACC:
-                tl.store(acc_ptr + (offs_m[:, None] * N + offs_n[None, :]) * G + kt, part,
-                         mask=m_ok[:, None] & n_ok[None, :])
-        a_ptrs += BK
-        x_ptrs += BK
-        b_ptrs += BK
+            y, acc = _step(y, acc, part, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn, N,
+                           G, kt, ONE_GROUP, STORE_ACC)
+            a_ptrs += BK
+            b_ptrs += BK
     if ONE_GROUP:
         s = tl.load(s_ptr + offs_n * stride_sn, mask=n_ok, other=0.0)
         y = acc.to(tl.float32) * s[None, :]
         if STORE_ACC:
-            tl.store(acc_ptr + (offs_m[:, None] * N + offs_n[None, :]) * G, acc,
-                     mask=m_ok[:, None] & n_ok[None, :])
+            tl.store(acc_ptr + (offs_m[:, None] * N + offs_n[None, :]) * G, acc, mask=mn_ok)
     y = y * vth[:, None]
     if HAS_BIAS:
         y += tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
     tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
-             y.to(out_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+             y.to(out_ptr.dtype.element_ty), mask=mn_ok)
 
 
 def _launch_config(M: int, N: int, K: int, block_k: int, planes: int) -> dict:

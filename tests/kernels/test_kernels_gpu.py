@@ -1,0 +1,62 @@
+"""The compiled Triton kernels on CUDA against the CPU count mode (run on the GPU machine:
+``make test-gpu``). Accumulators bit for bit; outputs within float32 rounding."""
+
+import pytest
+import torch
+from torch import nn
+
+from spikingbrain.converter import SpikeConfig, SpikingLinear
+from spikingbrain.converter.kernels import count_accumulators
+
+pytestmark = pytest.mark.gpu
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _threshold_from_cpu(x_cpu, layer):
+    from spikingbrain.kernels.threshold_triton import ThresholdCounts
+
+    counts, vth, sat, _ = layer._threshold(x_cpu)
+    c = counts.to(torch.int64)
+    t = ThresholdCounts(c.clamp(-128, 127).to(torch.int8), vth.flatten().float(),
+                        c.abs().amax(1).to(torch.int32), torch.zeros(len(c), dtype=torch.int32),
+                        -float(2**31), float(2**31))
+    return counts, t
+
+
+@cuda
+@pytest.mark.parametrize("shape", [(64, 3584, 512), (300, 1024, 2048), (1, 3584, 1024),
+                                   (8, 18944, 256)])
+@pytest.mark.parametrize("scheme", [None, "bitwise_bidirectional", "bitwise_twos_complement"])
+def test_cuda_accumulators_equal_cpu_count_mode(shape, scheme):
+    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+
+    m, k, n = shape
+    torch.manual_seed(m + k + n)
+    layer = SpikingLinear.from_linear(nn.Linear(k, n), SpikeConfig())
+    x = torch.randn(m, k)
+    x[0, 7] = 400.0  # a massive activation: counts beyond int8 on token 0
+    counts, t = _threshold_from_cpu(x, layer)
+    ref = count_accumulators(counts, layer.qdata, layer.group_size)
+    tg = type(t)(*(v.cuda() if torch.is_tensor(v) else v for v in vars(t).values()))
+    lg = layer.cuda()
+    y, acc = w8a_gemm(x.cuda(), tg, lg.qdata, lg.scale, lg.bias, lg.group_size, scheme,
+                      store_acc=True, out_dtype=torch.float32)
+    assert torch.equal(acc.cpu(), ref)
+    layer_cpu = layer.cpu()
+    y_cpu = layer_cpu(x)
+    torch.testing.assert_close(y.cpu(), y_cpu, rtol=2e-6, atol=2e-5)
+
+
+@cuda
+@pytest.mark.parametrize("mode", ["count", "spike"])
+def test_cuda_layer_matches_cpu_layer(mode):
+    torch.manual_seed(0)
+    lin = nn.Linear(3584, 512).to(torch.bfloat16)
+    layer = SpikingLinear.from_linear(lin, SpikeConfig(mode=mode))
+    x = torch.randn(2, 40, 3584, dtype=torch.bfloat16)
+    y_cpu = layer(x)
+    y_gpu = layer.cuda()(x.cuda())
+    torch.testing.assert_close(y_gpu.cpu().float(), y_cpu.float(), rtol=1e-2, atol=1e-3)
+    from spikingbrain.kernels.spiking_linear_triton import unsupported_reason
+    assert unsupported_reason(layer, x.cuda()) is None
