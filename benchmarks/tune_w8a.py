@@ -21,6 +21,54 @@ SMALL = [(16, 16, 4, 4), (16, 32, 4, 4), (16, 64, 4, 4), (16, 16, 2, 6), (16, 32
          (16, 128, 4, 4)]
 
 
+def probe() -> None:
+    """Plain int8 dot (one scale per row: no per-group flush) against the group kernel, and
+    whether the compiled kernel uses Hopper's wgmma instructions."""
+    from spikingbrain.kernels.threshold_triton import threshold_counts
+    from spikingbrain.kernels.w8a_gemm_triton import _w8a_kernel, w8a_gemm
+
+    for k, n in ((3584, 18944), (18944, 3584)):
+        lin = nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16)
+        x = torch.randn(4096, k, device="cuda", dtype=torch.bfloat16)
+        t = threshold_counts(x, 3.0)
+        t_bf = tt.do_bench(lambda: lin(x), rep=60)
+        for gran in ("group", "channel"):
+            layer = SpikingLinear.from_linear(lin, SpikeConfig(granularity=gran))
+            for bm, bn, w, st in ((128, 128, 8, 4), (128, 256, 8, 3), (128, 128, 4, 4)):
+                cfg = dict(BM=bm, BN=bn, GROUP_M=8, num_warps=w, num_stages=st)
+                f = lambda: w8a_gemm(x, t, layer.qdata, layer.scale, None,  # noqa: E731
+                                     layer.group_size, config=cfg)
+                print(f"{k}->{n} {gran:7s} {bm}x{bn} w{w} s{st}: "
+                      f"{tt.do_bench(f, rep=60) / t_bf:.2f}x bf16", flush=True)
+    a = torch.randint(-3, 4, (4096, 3584), device="cuda", dtype=torch.int8)
+    b = torch.randint(-3, 4, (18944, 3584), device="cuda", dtype=torch.int8)
+    bf = a.to(torch.bfloat16)
+    lin = nn.Linear(3584, 18944, bias=False, device="cuda", dtype=torch.bfloat16)
+    print("torch._int_mm / bf16:", tt.do_bench(lambda: torch._int_mm(a, b.t()), rep=60)
+          / tt.do_bench(lambda: lin(bf), rep=60))
+    for key, kern in list(_w8a_kernel.device_caches[0][0].items())[:2]:
+        ptx = kern.asm.get("ptx", "")
+        print("compiled variant uses wgmma:", "wgmma" in ptx, " mma.sync:", "mma.sync" in ptx)
+
+
+def decode_sweep() -> None:
+    """Block width of the fused decode kernel, batch 1 and 8 (CUDA graphs for both sides)."""
+    from spikingbrain.kernels.w8a_decode_triton import w8a_decode
+
+    for m in (1, 8):
+        for name, (k, n) in SHAPES.items():
+            lin = nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16)
+            layer = SpikingLinear.from_linear(lin, SpikeConfig())
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            t_bf = tt.do_bench_cudagraph(lambda: lin(x), rep=30)
+            res = []
+            for bn in (16, 32, 64):
+                f = lambda: w8a_decode(x, layer.qdata, layer.scale, None, 3.0, 128,  # noqa
+                                       block_n=bn)
+                res.append(f"BN={bn}: {tt.do_bench_cudagraph(f, rep=30) / t_bf:.2f}x")
+            print(f"M={m} {name:8s} bf16 {t_bf * 1e3:6.1f} us  " + "  ".join(res), flush=True)
+
+
 def main() -> None:
     from spikingbrain.kernels.threshold_triton import threshold_counts
     from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
@@ -28,7 +76,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", default="4096,1")
     ap.add_argument("--spike", action="store_true")
+    ap.add_argument("--probe", action="store_true")
+    ap.add_argument("--decode", action="store_true")
     args = ap.parse_args()
+    if args.probe:
+        return probe()
+    if args.decode:
+        return decode_sweep()
     for m in [int(t) for t in args.tokens.split(",")]:
         graph = m <= 16
         bench = (lambda f: tt.do_bench_cudagraph(f, rep=30)) if graph else \

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from spikingbrain.kernels.threshold_triton import exact_counts, threshold_counts
+from spikingbrain.kernels.w8a_decode_triton import MAX_DECODE_TOKENS, w8a_decode
 from spikingbrain.kernels.w8a_gemm_triton import MAX_EXACT_COUNT, w8a_gemm
 from spikingbrain.neurons.emitter import SpikeRecord
 
@@ -65,15 +66,16 @@ def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRe
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     lo, hi = cfg.count_limits()
-    t = threshold_counts(x2, cfg.k, lo, hi)
-    if cfg.check_finite and x2.numel() and bool(torch.isnan(t.vth).any()):
-        n_bad = int((~torch.isfinite(x2)).sum())
-        raise ValueError(
-            f"activations contain {n_bad} NaN/Inf value(s); the adaptive threshold needs "
-            f"finite input (check the layer that produced them, or the model's dtype "
-            f"overflow, e.g. run fp16 models in bfloat16 or float32)"
-        )
     scheme = cfg.scheme if cfg.mode == "spike" else None
+    if x2.shape[0] <= MAX_DECODE_TOKENS and not layer._spike_observers:
+        y, vth = w8a_decode(x2, layer.qdata, layer.scale, layer.bias, cfg.k, layer.group_size,
+                            lo, hi, scheme)
+        if cfg.check_finite:
+            _check_finite(x2, vth)
+        return y.reshape(*lead, layer.out_features), None
+    t = threshold_counts(x2, cfg.k, lo, hi)
+    if cfg.check_finite:
+        _check_finite(x2, t.vth)
     y, _ = w8a_gemm(x2, t, layer.qdata, layer.scale, layer.bias, layer.group_size, scheme)
     record = None
     if layer._spike_observers:
@@ -81,3 +83,14 @@ def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRe
         record = SpikeRecord(counts=counts, vth=t.vth.reshape(*lead, 1), scheme=cfg.scheme,
                              T=cfg.T, n_saturated=t.saturated.sum(), max_count=cfg.max_count)
     return y.reshape(*lead, layer.out_features), record
+
+
+def _check_finite(x2: torch.Tensor, vth: torch.Tensor) -> None:
+    """The kernels mark a token holding NaN/Inf with ``Vth = NaN``: raise for it."""
+    if x2.numel() and bool(torch.isnan(vth).any()):
+        n_bad = int((~torch.isfinite(x2)).sum())
+        raise ValueError(
+            f"activations contain {n_bad} NaN/Inf value(s); the adaptive threshold needs "
+            f"finite input (check the layer that produced them, or the model's dtype "
+            f"overflow, e.g. run fp16 models in bfloat16 or float32)"
+        )

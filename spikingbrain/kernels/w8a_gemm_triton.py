@@ -150,12 +150,15 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
             k_ok = offs_k + kt * BK < K
             b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0)
             a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0)
-            if PLANES == 0:
-                part = tl.dot(a, b, out_dtype=tl.int32)
+            if PLANES == 0 and ONE_GROUP:  # loop-carried accumulator: async MMA pipeline
+                acc = tl.dot(a, b, acc, out_dtype=tl.int32)
             else:
-                part = _planes_dot(a.to(tl.int32), b, tile_max, PLANES)
-            y, acc = _step(y, acc, part, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn, N,
-                           G, kt, ONE_GROUP, STORE_ACC)
+                if PLANES == 0:
+                    part = tl.dot(a, b, out_dtype=tl.int32)
+                else:
+                    part = _planes_dot(a.to(tl.int32), b, tile_max, PLANES)
+                y, acc = _step(y, acc, part, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn,
+                               N, G, kt, ONE_GROUP, STORE_ACC)
             a_ptrs += BK
             b_ptrs += BK
     if ONE_GROUP:
