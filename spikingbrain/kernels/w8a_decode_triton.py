@@ -23,7 +23,7 @@ import torch
 
 from spikingbrain.kernels.threshold_triton import round_half_even
 from spikingbrain.kernels.triton_support import import_triton, interpreting
-from spikingbrain.kernels.w8a_gemm_triton import SPIKE_PLANES, _digits_dot, _planes_dot
+from spikingbrain.kernels.w8a_gemm_triton import SPIKE_PLANES, _digits_dot, _planes_dot, _step
 from spikingbrain.neurons.adaptive import VTH_MAX, VTH_MIN
 
 triton, tl = import_triton()
@@ -48,10 +48,12 @@ def _w8a_decode_kernel(x_ptr, b_ptr, s_ptr, bias_ptr, out_ptr, vth_ptr, M, N, K,
     # Vth of every token (each program recomputes it: x is tiny next to the weights)
     offs_r = tl.arange(0, RED)
     part = tl.zeros([BM, RED], dtype=tl.float32)
+    peak = tl.zeros([BM, RED], dtype=tl.float32)
     for k0 in range(0, K, RED):
         xv = tl.load(x_ptr + offs_m[:, None] * stride_xm + k0 + offs_r[None, :],
                      mask=m_ok[:, None] & (k0 + offs_r < K)[None, :], other=0.0)
         part += tl.abs(xv.to(tl.float32))
+        peak = tl.maximum(peak, tl.abs(xv.to(tl.float32)))
     total = tl.sum(part, axis=1)
     finite = total < float("inf")
     vth = tl.minimum(tl.maximum(tl.math.div_rn(tl.math.div_rn(total, K.to(tl.float32)), k_div),
@@ -60,31 +62,42 @@ def _w8a_decode_kernel(x_ptr, b_ptr, s_ptr, bias_ptr, out_ptr, vth_ptr, M, N, K,
     vth_div = tl.where(finite, vth, 1.0)
     if pid == 0:
         tl.store(vth_ptr + offs_m, vth, mask=m_ok)
+    # largest |count| of the block, known before the K loop (rounding is monotone)
+    row_max = tl.minimum(round_half_even(tl.math.div_rn(tl.max(peak, axis=1), vth_div)),
+                         tl.maximum(-lo, hi))
+    tile_max = tl.max(tl.where(finite & m_ok, row_max, 0.0), axis=0).to(tl.int32)
     offs_k = tl.arange(0, BK)
+    b_ptrs = b_ptr + offs_n[None, :] * stride_bn + offs_k[:, None]
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :]
     y = tl.zeros([BM, BN], dtype=tl.float32)
     acc = tl.zeros([BM, BN], dtype=tl.int32)
-    for kt in range(0, tl.cdiv(K, BK)):
-        k_ok = offs_k + kt * BK < K
-        b = tl.load(b_ptr + offs_n[None, :] * stride_bn + kt * BK + offs_k[:, None],
-                    mask=k_ok[:, None] & n_ok[None, :], other=0)
-        xv = tl.load(x_ptr + offs_m[:, None] * stride_xm + kt * BK + offs_k[None, :],
-                     mask=m_ok[:, None] & k_ok[None, :], other=0.0)
-        q = round_half_even(tl.math.div_rn(xv.to(tl.float32), vth_div[:, None]))
-        q = tl.minimum(tl.maximum(q, lo), hi)
-        q = tl.where(finite[:, None], q, 0.0)
-        tile_max = tl.max(tl.max(tl.abs(q), axis=1), axis=0).to(tl.int32)
-        if PLANES == 0:
-            if tile_max > 127:
+    if tile_max > 127 or PLANES != 0:
+        for kt in range(0, tl.cdiv(K, BK)):
+            k_ok = offs_k + kt * BK < K
+            b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0)
+            xv = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+            q = round_half_even(tl.math.div_rn(xv.to(tl.float32), vth_div[:, None]))
+            q = tl.where(finite[:, None], tl.minimum(tl.maximum(q, lo), hi), 0.0)
+            if PLANES == 0:
                 p = _digits_dot(q, b)
             else:
-                p = tl.dot(q.to(tl.int8), b, out_dtype=tl.int32)
-        else:
-            p = _planes_dot(q.to(tl.int32), b, tile_max, PLANES)
-        if ONE_GROUP:
-            acc += p
-        else:
-            s = tl.load(s_ptr + offs_n * stride_sn + kt, mask=n_ok, other=0.0)
-            y += p.to(tl.float32) * s[None, :]
+                p = _planes_dot(q.to(tl.int32), b, tile_max, PLANES)
+            y, acc = _step(y, acc, p, s_ptr, s_ptr, offs_m, offs_n, m_ok[:, None], stride_sn,
+                           N, 1, kt, ONE_GROUP, False)
+            b_ptrs += BK
+            x_ptrs += BK
+    else:
+        for kt in range(0, tl.cdiv(K, BK)):
+            k_ok = offs_k + kt * BK < K
+            b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0)
+            xv = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+            q = round_half_even(tl.math.div_rn(xv.to(tl.float32), vth_div[:, None]))
+            q = tl.where(finite[:, None], tl.minimum(tl.maximum(q, lo), hi), 0.0)
+            p = tl.dot(q.to(tl.int8), b, out_dtype=tl.int32)
+            y, acc = _step(y, acc, p, s_ptr, s_ptr, offs_m, offs_n, m_ok[:, None], stride_sn,
+                           N, 1, kt, ONE_GROUP, False)
+            b_ptrs += BK
+            x_ptrs += BK
     if ONE_GROUP:
         y = acc.to(tl.float32) * tl.load(s_ptr + offs_n * stride_sn, mask=n_ok, other=0.0)[None, :]
     y = y * vth[:, None]
