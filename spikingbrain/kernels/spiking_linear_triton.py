@@ -22,7 +22,6 @@ from __future__ import annotations
 import torch
 
 from spikingbrain.kernels.threshold_triton import exact_counts, threshold_counts
-from spikingbrain.kernels.w8a_decode_triton import MAX_DECODE_TOKENS, w8a_decode
 from spikingbrain.kernels.w8a_gemm_triton import MAX_EXACT_COUNT, w8a_gemm
 from spikingbrain.neurons.emitter import SpikeRecord
 
@@ -67,12 +66,6 @@ def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRe
         x2 = x2.contiguous()
     lo, hi = cfg.count_limits()
     scheme = cfg.scheme if cfg.mode == "spike" else None
-    if x2.shape[0] <= MAX_DECODE_TOKENS and not layer._spike_observers:
-        y, vth = w8a_decode(x2, layer.qdata, layer.scale, layer.bias, cfg.k, layer.group_size,
-                            lo, hi, scheme)
-        if cfg.check_finite:
-            _check_finite(x2, vth)
-        return y.reshape(*lead, layer.out_features), None
     t = threshold_counts(x2, cfg.k, lo, hi)
     if cfg.check_finite:
         _check_finite(x2, t.vth)

@@ -219,6 +219,19 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
         return out, acc
     cfg = config or _launch_config(M, N, K, bk, planes)
     grid = (triton.cdiv(M, cfg["BM"]) * triton.cdiv(N, cfg["BN"]),)
+    try:
+        _launch(grid, cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes)
+    except triton.runtime.errors.OutOfResources:
+        # the block holding counts beyond int8 also stages x: fewer pipeline stages fit
+        cfg = dict(cfg, num_stages=2, BN=min(cfg["BN"], 64))
+        grid = (triton.cdiv(M, cfg["BM"]) * triton.cdiv(N, cfg["BN"]),)
+        _launch(grid, cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes)
+    return out, acc
+
+
+def _launch(grid, cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes):
+    M, K = x.shape
+    N, G = scale.shape
     _w8a_kernel[grid](
         t.counts8, qdata, scale, t.vth, bias if bias is not None else scale, out, t.absmax, x,
         acc if acc is not None else out, M, N, K, G, t.counts8.stride(0), qdata.stride(0),
@@ -226,4 +239,3 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
         BM=cfg["BM"], BN=cfg["BN"], BK=bk, GROUP_M=cfg["GROUP_M"], ONE_GROUP=one_group,
         HAS_BIAS=bias is not None, STORE_ACC=store_acc, PLANES=planes,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
-    return out, acc
