@@ -44,16 +44,21 @@ def round_half_even(u):
 @triton.jit
 def _threshold_kernel(x_ptr, c_ptr, vth_ptr, absmax_ptr, sat_ptr, K, stride_x, stride_c,
                       k_div, lo, hi, VTH_LO: tl.constexpr, VTH_HI: tl.constexpr,
-                      HAS_LIMITS: tl.constexpr, BLOCK_K: tl.constexpr):
+                      HAS_LIMITS: tl.constexpr, BLOCK_K: tl.constexpr,
+                      ONE_PASS: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * stride_x
     c_row = c_ptr + row * stride_c
     offs = tl.arange(0, BLOCK_K)
-    part = tl.zeros([BLOCK_K], dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        xv = tl.load(x_row + k0 + offs, mask=k0 + offs < K, other=0.0).to(tl.float32)
-        part += tl.abs(xv)
-    total = tl.sum(part, axis=0)
+    if ONE_PASS:  # the whole row in registers: read x once
+        x_all = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+        total = tl.sum(tl.abs(x_all), axis=0)
+    else:
+        part = tl.zeros([BLOCK_K], dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            xv = tl.load(x_row + k0 + offs, mask=k0 + offs < K, other=0.0).to(tl.float32)
+            part += tl.abs(xv)
+        total = tl.sum(part, axis=0)
     finite = total < float("inf")  # False for +Inf and for NaN
     mean = tl.math.div_rn(total, K.to(tl.float32))
     vth = tl.minimum(tl.maximum(tl.math.div_rn(mean, k_div), VTH_LO), VTH_HI)
@@ -63,7 +68,10 @@ def _threshold_kernel(x_ptr, c_ptr, vth_ptr, absmax_ptr, sat_ptr, K, stride_x, s
     sat = tl.zeros([BLOCK_K], dtype=tl.int32)
     for k0 in range(0, K, BLOCK_K):
         m = k0 + offs < K
-        xv = tl.load(x_row + k0 + offs, mask=m, other=0.0).to(tl.float32)
+        if ONE_PASS:
+            xv = x_all
+        else:
+            xv = tl.load(x_row + k0 + offs, mask=m, other=0.0).to(tl.float32)
         q = round_half_even(tl.math.div_rn(xv, vth_div))
         if HAS_LIMITS:
             sat += ((q < lo) | (q > hi)).to(tl.int32)
@@ -107,10 +115,13 @@ def threshold_counts(x: torch.Tensor, k: float, lo: int | None = None, hi: int |
     flo = float(lo) if lo is not None else -float(2**31)
     fhi = float(hi) if hi is not None else float(2**31)
     if M and K:
-        bk = min(block_k, triton.next_power_of_2(K))
+        # rows up to 8192 wide stay in registers (one read of x); wider rows take two passes
+        one_pass = triton.next_power_of_2(K) <= 8192
+        bk = triton.next_power_of_2(K) if one_pass else block_k
         _threshold_kernel[(M,)](x, counts, vth, absmax, sat, K, x.stride(0), counts.stride(0),
                                 float(k), flo, fhi, VTH_LO=VTH_MIN, VTH_HI=VTH_MAX,
-                                HAS_LIMITS=has, BLOCK_K=bk, num_warps=4)
+                                HAS_LIMITS=has, BLOCK_K=bk, ONE_PASS=one_pass,
+                                num_warps=8 if bk >= 4096 else 4)
     return ThresholdCounts(counts, vth, absmax, sat, flo, fhi)
 
 

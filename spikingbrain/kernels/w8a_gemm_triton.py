@@ -88,14 +88,25 @@ def _digits_dot(q, b):
 
 
 @triton.jit
+def _small_int_to_float(v):
+    """Exact int32 -> float32 for ``|v| < 2**22`` with an integer add and a float subtract
+    (the bits of ``1.5 * 2**23 + v``), sparing the slow int-to-float conversion unit."""
+    return (v + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0
+
+
+@triton.jit
 def _step(y, acc, part, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn, N, G, kt,
-          ONE_GROUP: tl.constexpr, STORE_ACC: tl.constexpr):
-    """Fold one K step's int32 ``part`` in: into ``acc`` (one group) or, scaled, into ``y``."""
+          ONE_GROUP: tl.constexpr, STORE_ACC: tl.constexpr, SMALL: tl.constexpr = False):
+    """Fold one K step's int32 ``part`` in: into ``acc`` (one group) or, scaled, into ``y``.
+    ``SMALL``: ``|part| < 2**22`` is guaranteed (int8 counts, K step <= 256)."""
     if ONE_GROUP:
         acc += part
     else:
         s = tl.load(s_ptr + offs_n * stride_sn + kt, mask=offs_n < N, other=0.0)
-        y += part.to(tl.float32) * s[None, :]
+        if SMALL:
+            y += _small_int_to_float(part) * s[None, :]
+        else:
+            y += part.to(tl.float32) * s[None, :]
         if STORE_ACC:
             tl.store(acc_ptr + (offs_m[:, None] * N + offs_n[None, :]) * G + kt, part,
                      mask=mn_ok)
@@ -157,8 +168,9 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
                     part = tl.dot(a, b, out_dtype=tl.int32)
                 else:
                     part = _planes_dot(a.to(tl.int32), b, tile_max, PLANES)
+                # int8 counts x int8 codes over <= 256 columns: |part| <= 256 * 127 * 128 < 2**22
                 y, acc = _step(y, acc, part, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn,
-                               N, G, kt, ONE_GROUP, STORE_ACC)
+                               N, G, kt, ONE_GROUP, STORE_ACC, BK <= 256)
             a_ptrs += BK
             b_ptrs += BK
     if ONE_GROUP:

@@ -59,10 +59,11 @@ def test_spike_planes_give_count_mode_accumulators(scheme, outliers):
     assert torch.equal(acc_c.long(), reference_accumulators(exact_counts(x, t), layer.qdata, 16))
 
 
-def test_threshold_kernel_equals_the_neuron_where_the_mean_is_exact():
+@pytest.mark.parametrize("width", [64, 8192 + 64])  # one pass in registers; two passes
+def test_threshold_kernel_equals_the_neuron_where_the_mean_is_exact(width):
     # multiples of 1/8 summing to an exact mean: Vth and every count match bit for bit
     g = torch.Generator().manual_seed(1)
-    x = torch.randint(-40, 41, (9, 64), generator=g).float() / 8
+    x = torch.randint(-40, 41, (3, width), generator=g).float() / 8
     t = threshold_counts(x, 3.0)
     ref = adaptive_threshold(x, 3.0)
     assert torch.equal(t.vth, ref.vth.flatten())
