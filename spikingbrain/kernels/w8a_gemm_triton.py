@@ -155,28 +155,6 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
                            G, kt, ONE_GROUP, STORE_ACC)
             x_ptrs += BK
             b_ptrs += BK
-    elif PLANES == 0 and not ONE_GROUP:
-        # one running int32 sum for the async tensor-core pipeline; each group's accumulator
-        # is the difference of two running sums (exact: int32 arithmetic wraps consistently).
-        # The flush of group kt-1 is issued after the MMA of group kt, so they overlap.
-        a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :]
-        prev = tl.zeros([BM, BN], dtype=tl.int32)
-        n_k = tl.cdiv(K, BK)
-        for kt in range(0, n_k):
-            k_ok = offs_k + kt * BK < K
-            b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0)
-            a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0)
-            delta = acc - prev
-            prev = acc
-            acc = tl.dot(a, b, acc, out_dtype=tl.int32)
-            # delta is zero at kt = 0 (stored to group 0, overwritten at kt = 1)
-            g = tl.maximum(kt - 1, 0)
-            y, _ = _step(y, acc, delta, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn, N, G,
-                         g, ONE_GROUP, STORE_ACC, BK <= 256)
-            a_ptrs += BK
-            b_ptrs += BK
-        y, _ = _step(y, acc, acc - prev, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn, N,
-                     G, n_k - 1, ONE_GROUP, STORE_ACC, BK <= 256)
     else:
         a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :]
         for kt in range(0, tl.cdiv(K, BK)):
