@@ -116,9 +116,26 @@ def encode(
     c = c.to(_work_dtype(min(lo, -1), max(hi, -lo, T)))  # |lo| too: abs(-128) overflows int8
     if T == 0 or c.numel() == 0:
         return torch.zeros((T, *c.shape), dtype=torch.int8, device=c.device)
+    if fast and c.is_cuda and (gpu := _gpu_coders()) is not None:
+        return gpu.encode_flat(c.reshape(-1).contiguous(), spec, T).view(T, *c.shape)
     if fast and _swar.usable(c.numel()):
         return _encode_swar(c.reshape(-1), spec, T).view(T, *c.shape)
     return _encode_portable(c, spec, T)
+
+
+_GPU_CODERS: list = []
+
+
+def _gpu_coders():
+    """The Triton coders (:mod:`spikingbrain.kernels.coding_triton`) for CUDA tensors, or
+    None where triton is not installed (the torch paths then run on the GPU)."""
+    if not _GPU_CODERS:
+        try:
+            from spikingbrain.kernels import coding_triton
+        except ImportError:
+            coding_triton = None
+        _GPU_CODERS.append(coding_triton)
+    return _GPU_CODERS[0]
 
 
 def _encode_portable(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
@@ -248,6 +265,11 @@ def decode(
             f"fit {dtype}; pass dtype=torch.int64"
         )
     n = s[0].numel() if T else 0
+    if fast and T and s.is_cuda and s.dtype == torch.int8 and (gpu := _gpu_coders()) is not None:
+        out, bad = gpu.decode_flat(s.reshape(T, n).contiguous(), spec, dtype)
+        if validate and int(bad):  # one read-back; the detailed message comes from the check
+            _check_alphabet(s, spec)
+        return out.view(s.shape[1:])
     if fast and T and s.dtype == torch.int8 and _swar.usable(n):
         flat = s.reshape(T, n).contiguous()
         out = torch.empty(n, dtype=dtype, device=s.device)

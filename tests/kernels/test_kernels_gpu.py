@@ -60,3 +60,28 @@ def test_cuda_layer_matches_cpu_layer(mode):
     torch.testing.assert_close(y_gpu.cpu().float(), y_cpu.float(), rtol=1e-2, atol=1e-3)
     from spikingbrain.kernels.spiking_linear_triton import unsupported_reason
     assert unsupported_reason(layer, x.cuda()) is None
+
+
+@cuda
+@pytest.mark.parametrize("scheme", ["binary", "ternary", "bitwise", "bitwise_bidirectional",
+                                    "bitwise_twos_complement"])
+def test_cuda_coders_equal_cpu_on_16m_counts(scheme):
+    from spikingbrain.coding import decode, encode
+    from spikingbrain.coding.schemes import get_scheme
+
+    c = torch.randint(-60, 61, (1 << 24,), dtype=torch.int32)
+    if not get_scheme(scheme).signed:
+        c = c.abs()
+    s_cpu = encode(c, scheme)
+    s_gpu = encode(c.cuda(), scheme)
+    assert torch.equal(s_gpu.cpu(), s_cpu)
+    assert torch.equal(decode(s_gpu, scheme).cpu(), decode(s_cpu, scheme))
+
+
+@cuda
+def test_cuda_decode_rejects_mixed_signs():
+    from spikingbrain.coding import decode
+
+    s = torch.tensor([[1, 0], [-1, 1]], dtype=torch.int8, device="cuda")
+    with pytest.raises(ValueError, match="one sign per element"):
+        decode(s, "bitwise_bidirectional")
