@@ -27,7 +27,7 @@ def count_range(counts: torch.Tensor) -> tuple[int, int]:
     """
     if counts.numel() == 0:
         return 0, 0
-    lo, hi = torch.aminmax(counts)
+    lo, hi = torch.stack(torch.aminmax(counts)).tolist()  # one read-back on a GPU
     return int(lo), int(hi)
 
 

@@ -36,7 +36,7 @@ __all__ = ["encode_flat", "decode_flat", "KIND"]
 KIND = {"binary": 0, "ternary": 1, "bitwise": 2, "bitwise_bidirectional": 3,
         "bitwise_twos_complement": 4}
 
-_BLOCK = 2048
+_BLOCK = 4096
 
 
 def _kind(spec: SchemeSpec) -> int:
@@ -52,13 +52,14 @@ def _encode_kernel(c_ptr, s_ptr, n, T, WIDE: tl.constexpr, KIND: tl.constexpr,
                    BLOCK: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
+    n64 = n.to(tl.int64)  # T x n may pass 2**31
     ok = offs < n
     c = tl.load(c_ptr + offs, mask=ok, other=0)
     c = c.to(tl.int64) if WIDE else c.to(tl.int32)
     mag = tl.abs(c)
     sgn = tl.where(c < 0, -1, 1)
-    out = s_ptr + offs
     for t in range(0, T):
+        out = s_ptr + t * n64 + offs  # fresh each step: keeps the 16-byte alignment visible
         if KIND == 0:
             v = (mag > t).to(tl.int8)
         elif KIND == 1:
@@ -70,7 +71,6 @@ def _encode_kernel(c_ptr, s_ptr, n, T, WIDE: tl.constexpr, KIND: tl.constexpr,
         else:  # arithmetic shift: bit T-1-t of the T-bit two's complement word
             v = ((c >> (T - 1 - t)) & 1).to(tl.int8)
         tl.store(out, v, mask=ok)
-        out += n
 
 
 @triton.jit
@@ -78,6 +78,7 @@ def _decode_kernel(s_ptr, c_ptr, bad_ptr, n, T, WIDE: tl.constexpr, KIND: tl.con
                    BLOCK: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
+    n64 = n.to(tl.int64)  # T x n may pass 2**31
     ok = offs < n
     if WIDE:
         acc = tl.zeros([BLOCK], dtype=tl.int64)
@@ -85,9 +86,8 @@ def _decode_kernel(s_ptr, c_ptr, bad_ptr, n, T, WIDE: tl.constexpr, KIND: tl.con
         acc = tl.zeros([BLOCK], dtype=tl.int32)
     lo = tl.zeros([BLOCK], dtype=tl.int32)
     hi = tl.zeros([BLOCK], dtype=tl.int32)
-    src = s_ptr + offs
     for t in range(0, T):
-        v = tl.load(src, mask=ok, other=0).to(tl.int32)
+        v = tl.load(s_ptr + t * n64 + offs, mask=ok, other=0).to(tl.int32)
         lo = tl.minimum(lo, v)
         hi = tl.maximum(hi, v)
         if KIND <= 1:
@@ -96,7 +96,6 @@ def _decode_kernel(s_ptr, c_ptr, bad_ptr, n, T, WIDE: tl.constexpr, KIND: tl.con
             acc = acc * 2 + tl.where(t == 0, -v, v)
         else:
             acc = acc * 2 + v
-        src += n
     if KIND == 1 or KIND == 3:  # values in {-1, 0, 1}, one sign per element
         bad = (lo < -1) | (hi > 1) | ((lo < 0) & (hi > 0))
     else:  # values in {0, 1}
@@ -113,7 +112,7 @@ def encode_flat(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
         block = 256 if interpreting() else _BLOCK
         _encode_kernel[(triton.cdiv(n, block),)](
             c, out, n, T, WIDE=c.dtype == torch.int64 or T > 30, KIND=_kind(spec), BLOCK=block,
-            num_warps=4)
+            num_warps=8)
     return out
 
 
@@ -128,7 +127,7 @@ def decode_flat(s: torch.Tensor, spec: SchemeSpec, dtype: torch.dtype
         block = 256 if interpreting() else _BLOCK
         _decode_kernel[(triton.cdiv(n, block),)](
             s, out, bad, n, T, WIDE=dtype == torch.int64, KIND=_kind(spec), BLOCK=block,
-            num_warps=4)
+            num_warps=8)
     elif n:
         out.zero_()
     return out, bad
