@@ -5,6 +5,8 @@ VENV        ?= .venv
 LAVA_VENV   ?= .venv-lava
 PY          := $(VENV)/bin/python
 TORCH_PIN   ?= torch==2.13.0
+# the Triton release the kernels' interpreter tests were checked with (no dependencies)
+TRITON_PIN  ?= triton==3.6.0
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -26,7 +28,7 @@ $(VENV)/.stamp: pyproject.toml tools/find_python.sh
 	@set -e; if [ ! -x $(PY) ]; then py=$$(tools/find_python.sh 3.11); echo "creating $(VENV) with $$py"; $$py -m venv $(VENV); fi
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_PIN)" "$(TRITON_PIN)"
 	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0 nirtorch==2.6 loguru==0.7.3
 	$(PY) -m pip install -q "$(TORCH_PIN)" tqdm scipy
 	@touch $@
