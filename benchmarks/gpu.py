@@ -90,7 +90,6 @@ def _layers(tokens_list, shapes, want_public: bool = True):
                 row["torch"] = _bench(lambda: torch_count(x), False) / t_bf16
             rows.append(row)
             print(_fmt(row), flush=True)
-            del layers, torch_count, lin
             torch.cuda.empty_cache()
     return rows
 

@@ -24,15 +24,19 @@ from spikingbrain.coding.schemes import get_scheme
 SCHEMES = ("bitwise", "bitwise_bidirectional", "bitwise_twos_complement")
 
 
+def _copy_bandwidth() -> float:
+    """Bytes per second of a device-to-device ``clone`` of 1 GiB (read + write)."""
+    big = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    return 2 * big.numel() / (tt.do_bench(lambda: big.clone(), rep=100) * 1e-3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1 << 24)
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks/gpu_coding.py needs a CUDA device")
-    big = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
-    copy_bw = 2 * big.numel() / (tt.do_bench(lambda: big.clone(), rep=100) * 1e-3)
-    del big
+    copy_bw = _copy_bandwidth()
     print(f"device: {torch.cuda.get_device_name()}  copy bandwidth {copy_bw / 1e12:.2f} TB/s")
     print(f"{'scheme':<24} {'input':<6} {'T':>2} {'encode us':>9} {'decode us':>9} "
           f"{'enc+dec TB/s':>12} {'of copy':>7} {'of 3.35':>7} {'torch path x':>12}")

@@ -94,7 +94,8 @@ def triton_status() -> dict[str, Any]:
     installed = "triton" in sys.modules or importlib.util.find_spec("triton") is not None
     version = None
     if installed:
-        from importlib.metadata import PackageNotFoundError, version as _v
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as _v
 
         try:
             version = _v("triton")
