@@ -124,3 +124,13 @@ def test_lemaire_hand_count():
 def test_lemaire_config_validation(kw, match):
     with pytest.raises((ValueError, TypeError), match=match):
         LemaireConfig(**kw)
+
+
+def test_lemaire_weight_reads_per_active_channel():
+    w = LayerWorkload("l", 10, 5, None, 2, 0.9, 0.3, scheme="bitwise", steps=3.0)
+    cfg = LemaireConfig(weight_reads="per_active_channel")
+    a = estimate([w], LemaireConfig()).layer("l", "spiking")
+    b = estimate([w], cfg).layer("l", "spiking")
+    assert math.isclose(a.extra["weights_bytes"], 0.9 * 50 * 4, rel_tol=REL)
+    assert math.isclose(b.extra["weights_bytes"], 0.3 * 50 * 4, rel_tol=REL)
+    assert math.isclose(a.breakdown["potentials"], b.breakdown["potentials"], rel_tol=REL)

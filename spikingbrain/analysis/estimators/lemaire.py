@@ -80,6 +80,9 @@ class LemaireConfig(EstimatorConfig):
       neurons].
     - ``buffer_tokens``: tokens whose activations and potentials share one buffer (the peer
       sizes those buffers by the whole batch) [batch size].
+    - ``weight_reads``: ``"per_spike"`` (the paper: every event reads its weights) [the
+      same] or ``"per_active_channel"`` (a channel's weight row is read once per token
+      however many spikes it sends, e.g. bitwise trains with the shifts in the accumulator).
     """
 
     name = "lemaire"
@@ -101,6 +104,7 @@ class LemaireConfig(EstimatorConfig):
     dense_first_layer: bool = False
     ann_write_outputs: bool = True
     buffer_tokens: int = 1
+    weight_reads: str = "per_spike"
 
     def __post_init__(self) -> None:
         for c in self.constants():
@@ -116,6 +120,9 @@ class LemaireConfig(EstimatorConfig):
         for key in ("bias_per_step", "dense_first_layer", "ann_write_outputs"):
             if not isinstance(getattr(self, key), bool):
                 raise TypeError(f"LemaireConfig.{key} must be a bool")
+        if self.weight_reads not in ("per_spike", "per_active_channel"):
+            raise ValueError(f"LemaireConfig.weight_reads must be 'per_spike' or "
+                             f"'per_active_channel', got {self.weight_reads!r}")
         if isinstance(self.buffer_tokens, bool) or not isinstance(self.buffer_tokens, int) \
                 or self.buffer_tokens < 1:
             raise ValueError(f"LemaireConfig.buffer_tokens must be a positive int, got "
@@ -166,9 +173,10 @@ def _counts(cfg: LemaireConfig, w: LayerWorkload, regime: str, first: bool) -> d
     spikes = w.binary_events_per_token
     syn = w.synaptic_ops_per_token
     bias = (m * (steps if cfg.bias_per_step else 1)) if w.has_bias else 0
+    reads = syn if cfg.weight_reads == "per_spike" else w.active_synapses_per_token
     c = {"mac": 0.0, "ac": syn + bias, "acc_addr": syn, "synaptic_ops": syn,
          "inputs": [(spikes * wb, cfg.fifo_capacity.value * wb)],
-         "weights": [((syn + bias) * wb, params_cap)],
+         "weights": [((reads + bias) * wb, params_cap)],
          "potentials": [(syn * wb, bt * m * wb), (syn * wb, bt * m * wb)]}
     if cfg.input_neurons == "all" or (cfg.input_neurons == "all_but_first" and not first):
         updates = n * steps * w.trains
@@ -205,7 +213,7 @@ def lemaire_estimator(cfg: LemaireConfig):
             f"After {_PAPER}: operations plus memory accesses priced by buffer size.",
             f"Input neurons counted: {cfg.input_neurons} ({cfg.neuron.upper()}); bias "
             f"{'every time step' if cfg.bias_per_step else 'once per token'}; buffers sized "
-            f"for {cfg.buffer_tokens} token(s).",
+            f"for {cfg.buffer_tokens} token(s); weights read {cfg.weight_reads.replace('_', ' ')}.",
             "Workload order is network order ('first' layer = the first workload).",
             "Not counted: neurons whose spikes feed no linear layer (a network's output "
             "neurons), the group-scale epilogue, attention products, normalisation, routing.",
