@@ -182,7 +182,7 @@ def estimator_comparison(stats: ModelStats, table: str | EnergyTable = HOROWITZ_
     if not workloads or not names:
         return None
     configs = [HorowitzConfig.from_table(table, memory) if c == "horowitz" else c for c in names]
-    return compare(workloads, configs)
+    return compare(workloads, configs, record_errors=True)
 
 
 def report_figures(

@@ -165,8 +165,9 @@ def _estimator_tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[li
 
 
 def _estimator_notes(rep: dict[str, Any]) -> list[str]:
-    return [f"{r['estimator']}: {n}" for r in (rep.get("estimators") or {}).get("results", [])
-            for n in r["notes"]]
+    cmp = rep.get("estimators") or {}
+    return [f"{r['estimator']}: {n}" for r in cmp.get("results", []) for n in r["notes"]] + [
+        f"{e['estimator']}: not estimated: {e['error']}" for e in cmp.get("errors", [])]
 
 
 def _neurobench_rows(rep: dict[str, Any]) -> list[tuple[str, str]]:

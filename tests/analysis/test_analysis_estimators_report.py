@@ -61,3 +61,35 @@ def test_comparison_tables_and_figure(toy_stats):
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["lemaire", "horowitz"]
     assert len(ax.patches) == 2 * 4  # every (estimator, regime) slot, missing ones at 0
+
+
+def test_report_records_a_failing_estimator(toy_stats, monkeypatch):
+    from dataclasses import dataclass
+
+    import pytest
+
+    from spikingbrain.analysis.estimators import EstimatorConfig, register_estimator
+    from spikingbrain.analysis.estimators import base as base_mod
+    from spikingbrain.analysis.report_render import render_markdown
+
+    @dataclass(frozen=True)
+    class Picky(EstimatorConfig):
+        name = "picky_test"
+
+    def factory(cfg):
+        def run(workloads):
+            raise ValueError("layer too large for one core")
+        return run
+
+    estimator_names()  # load the built-in estimators before the registry is copied
+    monkeypatch.setattr(base_mod, "_REGISTRY", dict(base_mod._REGISTRY))
+    register_estimator(Picky, factory)
+    rep = build_report(toy_stats[0], estimators=["horowitz", "picky_test"])
+    assert rep["estimators"]["errors"] == [{"estimator": "picky_test",
+                                            "error": "layer too large for one core"}]
+    assert "picky_test: not estimated: layer too large for one core" in render_markdown(rep)
+    from spikingbrain.analysis.estimators import workloads_from_model_stats
+    from spikingbrain.analysis.estimators.compare import compare
+
+    with pytest.raises(ValueError, match="too large"):
+        compare(workloads_from_model_stats(toy_stats[0]), ["picky_test"])

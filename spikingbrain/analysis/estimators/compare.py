@@ -46,9 +46,14 @@ def format_energy(pj: float) -> str:
 
 
 def compare(workloads: Sequence[LayerWorkload],
-            configs: Sequence[str | EstimatorConfig] | None = None) -> dict[str, Any]:
+            configs: Sequence[str | EstimatorConfig] | None = None, *,
+            record_errors: bool = False) -> dict[str, Any]:
     """Run every estimator of ``configs`` (names or configs; None: all registered, with
     their defaults) on ``workloads``.
+
+    ``record_errors``: an estimator that raises ``ValueError`` (e.g. a layer it cannot map)
+    is listed in ``errors`` (``{"estimator", "error"}``) instead of stopping the comparison
+    (reports use this; the command line lets the error through).
 
     Returns a JSON-ready dict: ``results`` (each :meth:`EnergyEstimate.to_dict`),
     ``per_token`` (one row per estimator and regime: pJ per token and per dense MAC),
@@ -61,9 +66,16 @@ def compare(workloads: Sequence[LayerWorkload],
     if not configs:
         raise ValueError("no estimators to compare")
     macs = math.fsum(w.dense_macs_per_token * w.active_fraction for w in workloads)
-    results, per_token = [], []
+    results, per_token, errors = [], [], []
     for cfg in configs:
-        est = estimate(workloads, config_for(cfg) if isinstance(cfg, str) else cfg)
+        try:
+            est = estimate(workloads, config_for(cfg) if isinstance(cfg, str) else cfg)
+        except ValueError as err:
+            if not record_errors:
+                raise
+            errors.append({"estimator": cfg if isinstance(cfg, str) else cfg.name,
+                           "error": str(err)})
+            continue
         results.append(est.to_dict())
         for regime in est.regimes:
             e = est.total(regime)
@@ -71,7 +83,7 @@ def compare(workloads: Sequence[LayerWorkload],
                               "energy_pj_per_token": e, "energy_pj_per_mac": e / macs})
     return {"dense_macs_per_token": macs, "layers": [w.name for w in workloads],
             "workload_sources": sorted({w.source for w in workloads}),
-            "per_token": per_token, "results": results}
+            "per_token": per_token, "results": results, "errors": errors}
 
 
 def per_token_rows(cmp: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
