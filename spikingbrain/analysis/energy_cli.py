@@ -98,7 +98,7 @@ def _print_table(console: Any, title: str, head: list[str], rows: list[list[str]
     console.print(tab)
 
 
-def _estimate_workloads(model: str | None, layer: str, mean_spikes: float,
+def _estimate_workloads(model: str | None, layer: str | None, mean_spikes: float,
                         silent_fraction: float, steps: int, scheme: str, group_size: int
                         ) -> tuple[list[Any], str]:
     from spikingbrain.analysis.estimators import LayerWorkload, workloads_from_shapes
@@ -111,7 +111,7 @@ def _estimate_workloads(model: str | None, layer: str, mean_spikes: float,
         ws = workloads_from_shapes(cfg, mean_spikes, silent_fraction, scheme, steps,
                                    spike_config=spike_config)
         return ws, f"{model}: {len(ws)} projections of {type(cfg).__name__}"
-    n, m = _layer_shape(layer)
+    n, m = _layer_shape(layer or "3584:3584")
     w = LayerWorkload(f"layer {n}x{m}", n, m, group_size or None, 0, mean_spikes,
                       1.0 - silent_fraction, scheme=scheme, steps=float(steps),
                       source=f"assumed: {mean_spikes} spikes per channel, {silent_fraction} "
@@ -153,7 +153,7 @@ def register_energy(app: typer.Typer) -> None:
 
     @app.command("energy")
     def energy(
-        model: str = typer.Argument(None, metavar="[MODEL]",
+        model: str = typer.Argument(None, metavar="MODEL",
                                     help="'7b' or '76b' (full-size SpikingBrain shapes) or a "
                                          "model folder with config.json: estimate every "
                                          "projection per token. Omit it for per-MAC figures."),
@@ -176,9 +176,10 @@ def register_energy(app: typer.Typer) -> None:
         steps: int = typer.Option(3, "--steps", min=1, help="Time steps T per token."),
         scheme: str = typer.Option("bitwise_bidirectional", "--scheme",
                                    help="Spike coding scheme of the assumed rates."),
-        layer: str = typer.Option("3584:3584", "--layer",
-                                  help="IN:OUT of the one layer estimated when MODEL is "
-                                       "omitted and the estimator is not the per-MAC default."),
+        layer: str = typer.Option(None, "--layer", metavar="IN:OUT",
+                                  help="Estimate one layer of IN:OUT per token (default "
+                                       "3584:3584, SpikingBrain-7B's hidden size, when MODEL is "
+                                       "omitted and --estimator is not horowitz)."),
         per_layer: bool = typer.Option(False, "--per-layer", help="Also print every layer."),
         show_constants: bool = typer.Option(False, "--show-constants",
                                             help="Print the constants and their sources (always "
@@ -217,7 +218,7 @@ def register_energy(app: typer.Typer) -> None:
             except ValueError as err:
                 raise UsageError(f"--table: {err}") from None
             console = Console(width=max(Console().width, 110))
-            if model is None and names == ["horowitz"] and layer == "3584:3584":
+            if model is None and names == ["horowitz"] and layer is None:
                 _per_mac(console, t, mean_spikes, group_size, precision, exact, as_json,
                          show_constants)
                 return

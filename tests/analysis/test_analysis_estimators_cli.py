@@ -30,6 +30,12 @@ def test_default_is_the_per_mac_table_unchanged():
     assert "Constants (horowitz)" in out and "int8_add" in out and "ISSCC 2014" in out
 
 
+def test_explicit_layer_with_the_default_estimator_estimates_per_token():
+    d = json.loads(_run("--mean-spikes", "1.13", "--layer", "3584:3584", "--json").output)
+    assert [r["regime"] for r in d["per_token"]] == ["fp16", "int8", "spiking"]
+    assert d["dense_macs_per_token"] == 3584 * 3584
+
+
 def test_show_constants_json():
     d = json.loads(_run("--mean-spikes", "1.13", "--json", "--show-constants").output)
     assert {c["name"] for c in d["constants"]} == {"fp16_mac", "int8_mac", "int8_add",
