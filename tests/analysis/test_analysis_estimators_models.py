@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import fields
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikingbrain.analysis.energy import HOROWITZ_45NM, REPORT_TABLE, model_energy
 from spikingbrain.analysis.estimators import (
@@ -134,3 +138,35 @@ def test_lemaire_weight_reads_per_active_channel():
     assert math.isclose(a.extra["weights_bytes"], 0.9 * 50 * 4, rel_tol=REL)
     assert math.isclose(b.extra["weights_bytes"], 0.3 * 50 * 4, rel_tol=REL)
     assert math.isclose(a.breakdown["potentials"], b.breakdown["potentials"], rel_tol=REL)
+
+_workloads = st.builds(
+    LayerWorkload, name=st.just("l"), in_features=st.integers(1, 5000),
+    out_features=st.integers(1, 5000), group_size=st.one_of(st.none(), st.integers(1, 256)),
+    tokens_measured=st.integers(0, 100),
+    spikes_per_channel=st.floats(0, 8, allow_nan=False),
+    nonzero_per_channel=st.floats(0, 1), steps=st.floats(0, 8),
+    has_bias=st.booleans(), active_fraction=st.floats(0.01, 1), trains=st.sampled_from([1, 2]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_workloads)
+def test_workload_dict_round_trip_and_horowitz_per_mac_identity(w):
+    d = w.to_dict()
+    assert LayerWorkload(**{f.name: d[f.name] for f in fields(LayerWorkload)}) == w
+    est = estimate([w], "horowitz")
+    cfg = HorowitzConfig()
+    per_mac = est.total("spiking") / (w.dense_macs_per_token * w.active_fraction)
+    expect = (w.spikes_per_channel * cfg.int8_add.value
+              + w.groups_per_output * cfg.epilogue_mac.value / w.in_features)
+    assert math.isclose(per_mac, expect, rel_tol=1e-9, abs_tol=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_workloads, st.floats(0.1, 4))
+def test_lemaire_spiking_energy_is_affine_in_the_spike_rate(w, factor):
+    """Every spiking term but the per-step neuron potentials scales with the spikes."""
+    cfg = LemaireConfig(input_neurons="none")
+    base = dataclasses.replace(w, spikes_per_channel=0.0)
+    more = dataclasses.replace(w, spikes_per_channel=w.spikes_per_channel * factor)
+    e0, e1, e2 = (estimate([x], cfg).total("spiking") for x in (base, w, more))
+    assert math.isclose(e2 - e0, factor * (e1 - e0), rel_tol=1e-9, abs_tol=1e-6)
