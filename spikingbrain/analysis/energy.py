@@ -10,6 +10,11 @@ groups of 128), i.e. ``1 / group_size`` float MACs per MAC. We count it as its o
 (``epilogue_pj``, in the compute precision, FP32 by default), for the spiking and for the INT8
 layer alike (both apply the same group scales); the FP16 layer has none.
 
+The same model is the ``"horowitz"`` estimator of :mod:`spikingbrain.analysis.estimators`
+(:class:`~spikingbrain.analysis.estimators.horowitz.HorowitzConfig`, built from any table here
+with ``HorowitzConfig.from_table``), beside the others (``"lemaire"``, ...); its figures equal
+:func:`layer_energy` and :func:`model_energy`.
+
 >>> e = per_mac_energy(1.13, REPORT_TABLE)
 >>> round(e.spiking_pj, 4), round(100 * e.reduction_vs_fp16, 1), round(100 * e.reduction_vs_int8, 1)
 (0.0339, 97.7, 85.3)

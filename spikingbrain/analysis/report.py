@@ -45,6 +45,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Figure",
     "build_report",
+    "estimator_comparison",
     "render_html",
     "render_markdown",
     "report_figures",
@@ -85,6 +86,7 @@ def build_report(
     memory: str | None = None,
     fidelity: dict[str, Any] | None = None,
     sweep: Sequence[dict[str, Any]] | None = None,
+    estimators: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-able dict (schema ``spikingbrain.analysis.report``, version 1).
 
@@ -98,6 +100,9 @@ def build_report(
         memory: optional memory level for weight-fetch energy (e.g. ``"sram_32kb"``).
         fidelity: optional similarity figures against the float model.
         sweep: optional k-sweep rows (see :func:`spikingbrain.analysis.pipeline.sweep_k`).
+        estimators: estimator names or configs for the ``estimators`` comparison (default:
+            every registered estimator; ``horowitz`` takes ``table`` and ``memory``); ``()``
+            leaves the section out.
     """
     t = load_table(table)
     total = stats.total
@@ -150,12 +155,34 @@ def build_report(
             "assumptions": list(ASSUMPTIONS),
             "omissions": list(OMISSIONS),
         },
+        "estimators": estimator_comparison(stats, t, memory, estimators),
         "fidelity": fidelity,
         "sweep": list(sweep) if sweep else None,
         "layers": [s.to_dict(window) for s in stats.layers],
         "definitions": DEFINITIONS | (SWEEP_DEFINITIONS if sweep or fidelity else {}),
     }
     return rep
+
+
+def estimator_comparison(stats: ModelStats, table: str | EnergyTable = HOROWITZ_45NM,
+                         memory: str | None = None, estimators: Sequence[Any] | None = None
+                         ) -> dict[str, Any] | None:
+    """The estimators' comparison (:func:`spikingbrain.analysis.estimators.compare.compare`)
+    on the measured workloads, per layer and per token; None without a layer to estimate.
+
+    ``horowitz`` runs with the report's energy table and memory level, so its figures are the
+    ``energy`` section's.
+    """
+    from spikingbrain.analysis.estimators import estimator_names, workloads_from_model_stats
+    from spikingbrain.analysis.estimators.compare import compare
+    from spikingbrain.analysis.estimators.horowitz import HorowitzConfig
+
+    workloads = workloads_from_model_stats(stats)
+    names = list(estimator_names() if estimators is None else estimators)
+    if not workloads or not names:
+        return None
+    configs = [HorowitzConfig.from_table(table, memory) if c == "horowitz" else c for c in names]
+    return compare(workloads, configs, record_errors=True)
 
 
 def report_figures(
@@ -166,8 +193,13 @@ def report_figures(
     memory: str | None = None,
     samples: dict[str, Any] | None = None,
     sweep: Sequence[dict[str, Any]] | None = None,
+    estimators: dict[str, Any] | None = None,
 ) -> list[Figure]:
-    """Render the standard plots of a report as :class:`Figure` objects (PNG bytes)."""
+    """Render the standard plots of a report as :class:`Figure` objects (PNG bytes).
+
+    ``estimators``: the report's ``estimators`` section; adds the grouped-bar comparison
+    (estimator x regime, energy per token) as ``plots/estimators.png``.
+    """
     from spikingbrain.analysis import plots
 
     t = load_table(table)
@@ -200,6 +232,13 @@ def report_figures(
             f"Energy per token of each converted layer under the {t.name} table"
             + (f", including weight fetches from {memory}" if memory else "") + ".",
             plots.energy_bars(layer_e, t.name))
+    if estimators:
+        from spikingbrain.analysis.estimators.compare import comparison_figure
+
+        add("estimators", "Energy per token by estimator",
+            "Energy per token of all estimated layers under each estimator and regime (log "
+            "scale); constants and definitions in the estimator section.",
+            comparison_figure(estimators))
     if sweep:
         add("k_sweep", "k sweep", "Fidelity and sparsity as the threshold divisor k varies.",
             plots.k_sweep_figure(sweep))

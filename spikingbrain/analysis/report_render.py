@@ -146,6 +146,30 @@ def _layer_rows(rep: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def _estimator_tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, head, rows) of the estimator comparison: per token, per layer, constants."""
+    from spikingbrain.analysis.estimators.compare import (
+        constant_rows,
+        per_layer_rows,
+        per_token_rows,
+    )
+    from spikingbrain.analysis.plots import short_layer_names
+
+    cmp = rep.get("estimators")
+    if not cmp:
+        return []
+    return [("Energy per token by estimator", *per_token_rows(cmp)),
+            ("Energy per token per layer and estimator",
+             *per_layer_rows(cmp, short_layer_names(cmp["layers"]))),
+            ("Constants and their sources", *constant_rows(cmp))]
+
+
+def _estimator_notes(rep: dict[str, Any]) -> list[str]:
+    cmp = rep.get("estimators") or {}
+    return [f"{r['estimator']}: {n}" for r in cmp.get("results", []) for n in r["notes"]] + [
+        f"{e['estimator']}: not estimated: {e['error']}" for e in cmp.get("errors", [])]
+
+
 def _neurobench_rows(rep: dict[str, Any]) -> list[tuple[str, str]]:
     nb = rep["neurobench"]
     so = nb["synaptic_operations"]
@@ -192,6 +216,12 @@ def render_markdown(rep: dict[str, Any], figures: Sequence[Figure] = ()) -> str:
     e = rep["energy"]
     md += ["## Energy", "", f"Table: **{e['table']['name']}** — {e['table']['source']}.", "",
            _md_table(*_energy_rows(rep)), ""]
+    if rep.get("estimators"):
+        md += ["## Energy by estimator", "", "Workloads: "
+               + ", ".join(rep["estimators"]["workload_sources"]) + ".", ""]
+        for title, head, rows in _estimator_tables(rep):
+            md += [f"### {title}", "", _md_table(head, rows), ""]
+        md += [f"- {n}" for n in _estimator_notes(rep)] + [""]
     if rep.get("sweep"):
         md += ["## k sweep", "", _md_table(*sweep_table_rows(rep["sweep"], rep["settings"].get("window"))), ""]
     md += ["## NeuroBench metrics", "",
@@ -276,9 +306,11 @@ def render_html(rep: dict[str, Any], figures: Sequence[Figure] = ()) -> str:
         f"v{rep['schema_version']} · energy table {esc(e['table']['name'])}</div>",
         "<nav style='margin-top:8px'>" + "".join(
             f"<a href='#{a}'>{t}</a>" for a, t in (
-                ("summary", "Summary"), ("energy", "Energy"), ("sweep", "k sweep"),
+                ("summary", "Summary"), ("energy", "Energy"), ("estimators", "Estimators"),
+                ("sweep", "k sweep"),
                 ("plots", "Plots"), ("layers", "Layers"), ("definitions", "Definitions"),
-                ("assumptions", "Assumptions")) if a != "sweep" or rep.get("sweep")) + "</nav>",
+                ("assumptions", "Assumptions")) if a not in ("sweep", "estimators") or rep.get(a))
+        + "</nav>",
         "<div class='cards'>" + "".join(
             f"<div class='card'><div class='v'>{esc(v)}</div><div class='l'>{esc(lbl)}</div>"
             "</div>" for v, lbl in cards) + "</div>",
@@ -298,6 +330,12 @@ def render_html(rep: dict[str, Any], figures: Sequence[Figure] = ()) -> str:
         f"({pm['mean_spikes']:.3f}); per-token figures sum all converted layers.</p>",
         _html_table(*_energy_rows(rep)),
     ]
+    if rep.get("estimators"):
+        parts.append("<h2 id='estimators'>Energy by estimator</h2>")
+        for title, head, rows in _estimator_tables(rep):
+            parts += [f"<h3>{esc(title)}</h3>", _html_table(head, rows)]
+        parts.append("<ul class='note'>" + "".join(
+            f"<li>{esc(n)}</li>" for n in _estimator_notes(rep)) + "</ul>")
     if rep.get("sweep"):
         parts += ["<h2 id='sweep'>k sweep</h2>", _html_table(*sweep_table_rows(rep["sweep"], rep["settings"].get("window")))]
     parts += ["<h3>NeuroBench metrics</h3>", _kv_table(_neurobench_rows(rep))]
