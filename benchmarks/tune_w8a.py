@@ -15,10 +15,11 @@ from torch import nn
 from spikingbrain.converter import SpikeConfig, SpikingLinear
 
 SHAPES = {"qo": (3584, 3584), "kv": (3584, 512), "gate/up": (3584, 18944), "down": (18944, 3584)}
-BIG = [(128, 128, 8, 3), (128, 128, 4, 4), (128, 256, 8, 3), (256, 128, 8, 3), (64, 256, 4, 4),
-       (128, 64, 4, 4), (128, 128, 8, 4), (128, 128, 8, 5), (256, 128, 16, 3), (128, 64, 8, 4)]
-SMALL = [(16, 16, 4, 4), (16, 32, 4, 4), (16, 64, 4, 4), (16, 16, 2, 6), (16, 32, 4, 6),
-         (16, 128, 4, 4)]
+# (BM, BN, warps, stages); every program computes two BM x BN tiles
+BIG = [(128, 64, 8, 4), (128, 64, 8, 3), (128, 32, 8, 4), (128, 64, 8, 5), (64, 64, 4, 4),
+       (256, 64, 16, 3), (128, 128, 8, 3)]
+SMALL = [(16, 16, 4, 4), (16, 32, 4, 4), (16, 8, 4, 4), (16, 16, 2, 6), (16, 16, 4, 6),
+         (16, 64, 4, 4)]
 
 
 def probe() -> None:
@@ -101,7 +102,7 @@ def main() -> None:
                     tg = bench(lambda: w8a_gemm(x, t, layer.qdata, layer.scale, None, 128,
                                                 "bitwise_bidirectional" if args.spike else None,
                                                 config=cfg))
-                    res.append((tg / t_bf, f"{bm}x{bn} w{w} s{st}"))
+                    res.append((tg / t_bf, f"{bm}x2x{bn} w{w} s{st}"))
                 except Exception as e:  # noqa: BLE001 - out of shared memory etc.
                     res.append((float("inf"), f"{bm}x{bn} w{w} s{st} FAILED {type(e).__name__}"))
             res.sort()

@@ -174,7 +174,7 @@ def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
     for layer in rep["layers"]:
         layer["role"] = roles.get(layer["name"], "")
     figs = report_figures(stats, window=window, table=table, memory=memory, samples=samples,
-                          sweep=sweep)
+                          sweep=sweep, estimators=rep.get("estimators"))
     write_report(out_dir, rep, figs, extra_json)
     return rep
 

@@ -17,8 +17,10 @@ def test_write_report(tmp_path, toy_stats):
              for k in (2, 3)]
     rep = build_report(stats, title="toy", window=3, memory="sram_32kb",
                        fidelity={"cosine": 0.99}, sweep=sweep)
-    figs = report_figures(stats, window=3, samples=samples, sweep=sweep)
-    assert {f.name for f in figs} == {"raster", "histograms", "sparsity", "energy", "k_sweep"}
+    figs = report_figures(stats, window=3, samples=samples, sweep=sweep,
+                          estimators=rep["estimators"])
+    assert {f.name for f in figs} == {"raster", "histograms", "sparsity", "energy", "k_sweep",
+                                      "estimators"}
     paths = write_report(tmp_path, rep, figs)
     doc = json.loads(paths["json"].read_text())
     assert doc["schema"] == SCHEMA and doc["schema_version"] == SCHEMA_VERSION
@@ -26,7 +28,7 @@ def test_write_report(tmp_path, toy_stats):
     assert doc["energy"]["omissions"] and doc["energy"]["assumptions"]
     assert doc["neurobench"]["synaptic_operations"]["dense_macs"] == 6 * 16 * 12 + 6 * 12 * 4
     html = paths["html"].read_text()
-    assert html.count("data:image/png;base64,") == 5 and "<img" in html
+    assert html.count("data:image/png;base64,") == 6 and "<img" in html
     assert "src='plots/" not in html  # self-contained
     md = paths["markdown"].read_text()
     assert "![Spike raster of 0](plots/raster.png)" in md
