@@ -168,40 +168,6 @@ def _tile_one(a_ptr, b_ptr, s_ptr, x_ptr, acc_ptr, offs_m, offs_n, m_ok, n_ok, v
 
 
 @triton.jit
-def _tile_pair(a_ptr, b_ptr, s_ptr, acc_ptr, offs_m, n0, n1, m_ok, K, N, G, stride_am,
-               stride_bn, stride_sn, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-               STORE_ACC: tl.constexpr):
-    """Count mode, int8 counts, group scales: two neighbouring output tiles in one loop. Their
-    two tensor-core products are independent, so one tile's float epilogue runs while the
-    other's product is in flight (measured on an H100: 1.3-1.4x BF16 against 2.2-2.5x for
-    one tile per program)."""
-    offs_k = tl.arange(0, BK)
-    ok0 = m_ok[:, None] & (n0 < N)[None, :]
-    ok1 = m_ok[:, None] & (n1 < N)[None, :]
-    a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :]
-    b0_ptrs = b_ptr + n0[None, :] * stride_bn + offs_k[:, None]
-    b1_ptrs = b_ptr + n1[None, :] * stride_bn + offs_k[:, None]
-    y0 = tl.zeros([BM, BN], dtype=tl.float32)
-    y1 = tl.zeros([BM, BN], dtype=tl.float32)
-    unused = tl.zeros([BM, BN], dtype=tl.int32)
-    for kt in range(0, tl.cdiv(K, BK)):
-        k_ok = offs_k + kt * BK < K
-        a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0)
-        b0 = tl.load(b0_ptrs, mask=k_ok[:, None] & (n0 < N)[None, :], other=0)
-        b1 = tl.load(b1_ptrs, mask=k_ok[:, None] & (n1 < N)[None, :], other=0)
-        p0 = tl.dot(a, b0, out_dtype=tl.int32)
-        p1 = tl.dot(a, b1, out_dtype=tl.int32)
-        y0, _ = _step(y0, unused, p0, s_ptr, acc_ptr, offs_m, n0, ok0, stride_sn, N, G, kt,
-                      False, STORE_ACC, BK <= 256)
-        y1, _ = _step(y1, unused, p1, s_ptr, acc_ptr, offs_m, n1, ok1, stride_sn, N, G, kt,
-                      False, STORE_ACC, BK <= 256)
-        a_ptrs += BK
-        b0_ptrs += BK
-        b1_ptrs += BK
-    return y0, y1
-
-
-@triton.jit
 def _store_tile(y, out_ptr, bias_ptr, offs_m, offs_n, m_ok, n_ok, vth, stride_om,
                 HAS_BIAS: tl.constexpr):
     y = y * vth[:, None]
@@ -216,8 +182,39 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
                 M, N, K, G, stride_am, stride_bn, stride_sn, stride_om, stride_xm, lo, hi,
                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
                 ONE_GROUP: tl.constexpr, HAS_BIAS: tl.constexpr, STORE_ACC: tl.constexpr,
-                PLANES: tl.constexpr):
-    """Each program computes two neighbouring ``[BM, BN]`` output tiles (see _tile_pair)."""
+                PLANES: tl.constexpr, SKIP_FAST: tl.constexpr):
+    """Any mode, one ``[BM, BN]`` output tile per program. ``SKIP_FAST``: leave the blocks
+    whose counts fit int8 to :func:`_w8a_pair_kernel` (they return at once)."""
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BM)
+    num_n = tl.cdiv(N, BN)
+    width = GROUP_M * num_n
+    first_m = (pid // width) * GROUP_M
+    rows = min(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % rows
+    pid_n = (pid % width) // rows
+    offs_m = (pid_m * BM + tl.arange(0, BM)).to(tl.int64)
+    offs_n = (pid_n * BN + tl.arange(0, BN)).to(tl.int64)
+    m_ok = offs_m < M
+    n_ok = offs_n < N
+    tile_max = tl.max(tl.load(absmax_ptr + offs_m, mask=m_ok, other=0), axis=0)
+    if not SKIP_FAST or tile_max > 127:
+        vth = tl.load(vth_ptr + offs_m, mask=m_ok, other=1.0)
+        y = _tile_one(a_ptr, b_ptr, s_ptr, x_ptr, acc_ptr, offs_m, offs_n, m_ok, n_ok, vth,
+                      tile_max, K, N, G, stride_am, stride_bn, stride_sn, stride_xm, lo, hi,
+                      BM, BN, BK, ONE_GROUP, STORE_ACC, PLANES)
+        _store_tile(y, out_ptr, bias_ptr, offs_m, offs_n, m_ok, n_ok, vth, stride_om, HAS_BIAS)
+
+
+@triton.jit
+def _w8a_pair_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, M, N, K,
+                     stride_am, stride_bn, stride_sn, stride_om, BM: tl.constexpr,
+                     BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
+                     HAS_BIAS: tl.constexpr, EVEN: tl.constexpr):
+    """Count mode with group scales, blocks of tokens whose counts fit int8 (the others are
+    left to :func:`_w8a_kernel` with ``SKIP_FAST``): each program computes two neighbouring
+    ``[BM, BN]`` output tiles in one loop. Their tensor-core products are independent, so one
+    tile's per-group float epilogue runs while the other's product is in flight."""
     pid = tl.program_id(0)
     num_m = tl.cdiv(M, BM)
     num_n = tl.cdiv(N, 2 * BN)
@@ -227,37 +224,60 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
     pid_m = first_m + (pid % width) % rows
     pid_n = (pid % width) // rows
     offs_m = (pid_m * BM + tl.arange(0, BM)).to(tl.int64)
-    n0 = (pid_n * 2 * BN + tl.arange(0, BN)).to(tl.int64)
-    n1 = n0 + BN
     m_ok = offs_m < M
     tile_max = tl.max(tl.load(absmax_ptr + offs_m, mask=m_ok, other=0), axis=0)
-    vth = tl.load(vth_ptr + offs_m, mask=m_ok, other=1.0)
-    if PLANES == 0 and not ONE_GROUP and tile_max <= 127:
-        y0, y1 = _tile_pair(a_ptr, b_ptr, s_ptr, acc_ptr, offs_m, n0, n1, m_ok, K, N, G,
-                            stride_am, stride_bn, stride_sn, BM, BN, BK, STORE_ACC)
-    else:
-        y0 = _tile_one(a_ptr, b_ptr, s_ptr, x_ptr, acc_ptr, offs_m, n0, m_ok, n0 < N, vth,
-                       tile_max, K, N, G, stride_am, stride_bn, stride_sn, stride_xm, lo, hi,
-                       BM, BN, BK, ONE_GROUP, STORE_ACC, PLANES)
-        y1 = _tile_one(a_ptr, b_ptr, s_ptr, x_ptr, acc_ptr, offs_m, n1, m_ok, n1 < N, vth,
-                       tile_max, K, N, G, stride_am, stride_bn, stride_sn, stride_xm, lo, hi,
-                       BM, BN, BK, ONE_GROUP, STORE_ACC, PLANES)
-    _store_tile(y0, out_ptr, bias_ptr, offs_m, n0, m_ok, n0 < N, vth, stride_om, HAS_BIAS)
-    _store_tile(y1, out_ptr, bias_ptr, offs_m, n1, m_ok, n1 < N, vth, stride_om, HAS_BIAS)
+    if tile_max <= 127:
+        n0 = (pid_n * 2 * BN + tl.arange(0, BN)).to(tl.int64)
+        n1 = n0 + BN
+        offs_k = tl.arange(0, BK)
+        a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :]
+        b0_ptrs = b_ptr + n0[None, :] * stride_bn + offs_k[:, None]
+        b1_ptrs = b_ptr + n1[None, :] * stride_bn + offs_k[:, None]
+        y0 = tl.zeros([BM, BN], dtype=tl.float32)
+        y1 = tl.zeros([BM, BN], dtype=tl.float32)
+        for kt in range(0, tl.cdiv(K, BK)):
+            if EVEN:
+                a = tl.load(a_ptrs)
+                b0 = tl.load(b0_ptrs)
+                b1 = tl.load(b1_ptrs)
+                s0 = tl.load(s_ptr + n0 * stride_sn + kt)
+                s1 = tl.load(s_ptr + n1 * stride_sn + kt)
+            else:
+                k_ok = offs_k + kt * BK < K
+                a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0)
+                b0 = tl.load(b0_ptrs, mask=k_ok[:, None] & (n0 < N)[None, :], other=0)
+                b1 = tl.load(b1_ptrs, mask=k_ok[:, None] & (n1 < N)[None, :], other=0)
+                s0 = tl.load(s_ptr + n0 * stride_sn + kt, mask=n0 < N, other=0.0)
+                s1 = tl.load(s_ptr + n1 * stride_sn + kt, mask=n1 < N, other=0.0)
+            p0 = tl.dot(a, b0, out_dtype=tl.int32)
+            p1 = tl.dot(a, b1, out_dtype=tl.int32)
+            y0 += p0.to(tl.float32) * s0[None, :]
+            y1 += p1.to(tl.float32) * s1[None, :]
+            a_ptrs += BK
+            b0_ptrs += BK
+            b1_ptrs += BK
+        vth = tl.load(vth_ptr + offs_m, mask=m_ok, other=1.0)
+        _store_tile(y0, out_ptr, bias_ptr, offs_m, n0, m_ok, n0 < N, vth, stride_om, HAS_BIAS)
+        _store_tile(y1, out_ptr, bias_ptr, offs_m, n1, m_ok, n1 < N, vth, stride_om, HAS_BIAS)
 
 
 def _launch_config(M: int, N: int, K: int, block_k: int, planes: int) -> dict:
     """Tile shapes by problem size (tuned on an H100; the interpreter gets small tiles)."""
-    # BN is the width of each of the two tiles a program computes
     if interpreting():
         return dict(BM=16, BN=16, GROUP_M=2, num_warps=4, num_stages=1)
     if M <= 16:
-        return dict(BM=16, BN=16, GROUP_M=1, num_warps=4, num_stages=4)
+        return dict(BM=16, BN=32, GROUP_M=1, num_warps=4, num_stages=4)
     if M <= 64:
-        return dict(BM=64, BN=32, GROUP_M=4, num_warps=4, num_stages=4)
-    # swept on an H100 (benchmarks/tune_w8a.py, benchmarks/probe_split.py): two 128 x 64
-    # tiles, 8 warps, 4 stages are best for every 7B shape at 4k tokens
-    return dict(BM=128, BN=64, GROUP_M=8, num_warps=8, num_stages=4 if not planes else 3)
+        return dict(BM=64, BN=64, GROUP_M=4, num_warps=4, num_stages=4)
+    # swept on an H100 (benchmarks/tune_w8a.py): 128 x 128, 8 warps, 4 stages
+    return dict(BM=128, BN=128, GROUP_M=8, num_warps=8, num_stages=4 if not planes else 3)
+
+
+#: the two-tile kernel's tiles (benchmarks/probe_split.py on an H100: 1.3-1.4x BF16 at 4k
+#: tokens against 2.2-2.5x for one tile per program); the interpreter gets small tiles
+_PAIR = dict(BM=128, BN=64, GROUP_M=8, num_warps=8, num_stages=4)
+_PAIR_INTERPRETED = dict(BM=16, BN=16, GROUP_M=2, num_warps=4, num_stages=1)
+_PAIR_MIN_TOKENS = 128
 
 
 def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: torch.Tensor,
@@ -292,24 +312,34 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
     if M == 0 or N == 0:
         return out, acc
     cfg = config or _launch_config(M, N, K, bk, planes)
-    grid = (triton.cdiv(M, cfg["BM"]) * triton.cdiv(N, 2 * cfg["BN"]),)
+    pair = planes == 0 and not one_group and not store_acc and config is None and (
+        M >= _PAIR_MIN_TOKENS or interpreting())
+    if pair:  # blocks whose counts fit int8, two tiles per program; the rest below
+        pc = _PAIR_INTERPRETED if interpreting() else _PAIR
+        even = M % pc["BM"] == 0 and N % (2 * pc["BN"]) == 0 and K % bk == 0
+        _w8a_pair_kernel[(triton.cdiv(M, pc["BM"]) * triton.cdiv(N, 2 * pc["BN"]),)](
+            t.counts8, qdata, scale, t.vth, bias if bias is not None else scale, out, t.absmax,
+            M, N, K, t.counts8.stride(0), qdata.stride(0), scale.stride(0), out.stride(0),
+            BM=pc["BM"], BN=pc["BN"], BK=bk, GROUP_M=pc["GROUP_M"], HAS_BIAS=bias is not None,
+            EVEN=even, num_warps=pc["num_warps"], num_stages=pc["num_stages"])
     try:
-        _launch(grid, cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes)
+        _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes, pair)
     except triton.runtime.errors.OutOfResources:
         # the block holding counts beyond int8 also stages x: fewer pipeline stages fit
         cfg = dict(cfg, num_stages=2, BN=min(cfg["BN"], 64))
-        grid = (triton.cdiv(M, cfg["BM"]) * triton.cdiv(N, 2 * cfg["BN"]),)
-        _launch(grid, cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes)
+        _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes, pair)
     return out, acc
 
 
-def _launch(grid, cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes):
+def _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes,
+            skip_fast):
     M, K = x.shape
     N, G = scale.shape
+    grid = (triton.cdiv(M, cfg["BM"]) * triton.cdiv(N, cfg["BN"]),)
     _w8a_kernel[grid](
         t.counts8, qdata, scale, t.vth, bias if bias is not None else scale, out, t.absmax, x,
         acc if acc is not None else out, M, N, K, G, t.counts8.stride(0), qdata.stride(0),
         scale.stride(0), out.stride(0), x.stride(0), t.lo, t.hi,
         BM=cfg["BM"], BN=cfg["BN"], BK=bk, GROUP_M=cfg["GROUP_M"], ONE_GROUP=one_group,
-        HAS_BIAS=bias is not None, STORE_ACC=store_acc, PLANES=planes,
+        HAS_BIAS=bias is not None, STORE_ACC=store_acc, PLANES=planes, SKIP_FAST=skip_fast,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])

@@ -129,3 +129,11 @@ def test_kernel_triton_says_why_it_cannot_run(cfg, why):
 def test_bad_kernel_name_is_a_clear_error():
     with pytest.raises(ValueError, match="kernel must be one of"):
         SpikeConfig(kernel="cuda")
+
+
+@pytest.mark.parametrize("m,n", [(32, 64), (33, 70)])  # tile-aligned (no masks), ragged
+def test_two_tile_kernel_matches_torch_path(m, n):
+    torch_layer = _layer(64, n, kernel="torch", group_size=16)
+    tri = _layer(64, n, kernel="triton", group_size=16)
+    x = _x(m, 64, outliers=m % 2 == 1)  # the ragged case also has blocks beyond int8
+    torch.testing.assert_close(tri(x), torch_layer(x), rtol=1e-5, atol=1e-5)
