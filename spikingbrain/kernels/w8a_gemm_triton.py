@@ -210,8 +210,8 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
 def _w8a_pair_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, M, N, K,
                      stride_am, stride_bn, stride_sn, stride_om, BM: tl.constexpr,
                      BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
-                     HAS_BIAS: tl.constexpr, EVEN: tl.constexpr):
-    """Count mode with group scales, blocks of tokens whose counts fit int8 (the others are
+                     HAS_BIAS: tl.constexpr, EVEN: tl.constexpr, PLANES: tl.constexpr):
+    """Count or spike mode with group scales, blocks of tokens whose counts fit int8 (the others are
     left to :func:`_w8a_kernel` with ``SKIP_FAST``): each program computes two neighbouring
     ``[BM, BN]`` output tiles in one loop. Their tensor-core products are independent, so one
     tile's per-group float epilogue runs while the other's product is in flight."""
@@ -249,8 +249,12 @@ def _w8a_pair_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr
                 b1 = tl.load(b1_ptrs, mask=k_ok[:, None] & (n1 < N)[None, :], other=0)
                 s0 = tl.load(s_ptr + n0 * stride_sn + kt, mask=n0 < N, other=0.0)
                 s1 = tl.load(s_ptr + n1 * stride_sn + kt, mask=n1 < N, other=0.0)
-            p0 = tl.dot(a, b0, out_dtype=tl.int32)
-            p1 = tl.dot(a, b1, out_dtype=tl.int32)
+            if PLANES == 0:
+                p0 = tl.dot(a, b0, out_dtype=tl.int32)
+                p1 = tl.dot(a, b1, out_dtype=tl.int32)
+            else:
+                p0 = _planes_dot(a.to(tl.int32), b0, tile_max, PLANES)
+                p1 = _planes_dot(a.to(tl.int32), b1, tile_max, PLANES)
             y0 += p0.to(tl.float32) * s0[None, :]
             y1 += p1.to(tl.float32) * s1[None, :]
             a_ptrs += BK
@@ -312,7 +316,7 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
     if M == 0 or N == 0:
         return out, acc
     cfg = config or _launch_config(M, N, K, bk, planes)
-    pair = planes == 0 and not one_group and not store_acc and config is None and (
+    pair = not one_group and not store_acc and config is None and (
         M >= _PAIR_MIN_TOKENS or interpreting())
     if pair:  # blocks whose counts fit int8, two tiles per program; the rest below
         pc = _PAIR_INTERPRETED if interpreting() else _PAIR
@@ -321,7 +325,8 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
             t.counts8, qdata, scale, t.vth, bias if bias is not None else scale, out, t.absmax,
             M, N, K, t.counts8.stride(0), qdata.stride(0), scale.stride(0), out.stride(0),
             BM=pc["BM"], BN=pc["BN"], BK=bk, GROUP_M=pc["GROUP_M"], HAS_BIAS=bias is not None,
-            EVEN=even, num_warps=pc["num_warps"], num_stages=pc["num_stages"])
+            EVEN=even, PLANES=planes, num_warps=pc["num_warps"],
+            num_stages=pc["num_stages"] if not planes else 3)
     try:
         _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes, pair)
     except triton.runtime.errors.OutOfResources:
