@@ -44,10 +44,16 @@ def main() -> None:
                     help="bytes the float32 baseline may hold at once (default 4 GiB); it is "
                     "split into chunks of elements only when it would need more")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--skip-dtypes", action="store_true",
+                    help="skip the int8 / int32 / int64 cases at 4M and 16M counts")
+    ap.add_argument("--dtypes-only", action="store_true",
+                    help="run only the int8 / int32 / int64 cases")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    if args.dtypes_only:
+        return dtype_cases(args)
     signed = realistic_counts(args.n, args.hidden, args.device)
     a = signed.abs()
     print(f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()}")
@@ -82,6 +88,32 @@ def main() -> None:
         n = counts.numel() / 1e6
         chunks = -(-counts.numel() // chunk)
         print(f"{scheme:<25} {T:>3} {chunks:>15} {n / t_ours:>15.1f} {n / t_loop:>15.1f} {t_loop / t_ours:>6.1f}x")
+    if not args.skip_dtypes:
+        dtype_cases(args)
+
+
+def dtype_cases(args) -> None:
+    """bitwise_bidirectional encode + decode of counts uniform within +-60 held in int8, int32
+    and int64, 4M and 16M counts: ratio to the reference loop (best of the repeats)."""
+    print(f"\nbitwise_bidirectional, counts uniform in [-60, 60], by input dtype "
+          f"(best of {args.repeats}; reference best of {args.baseline_repeats})")
+    print(f"{'counts':>8} {'dtype':<6} {'ours ms':>8} {'loop ms':>8} {'ratio':>7}")
+    g = torch.Generator().manual_seed(1)
+    for n in (4 * 2**20, 16 * 2**20):
+        base = torch.randint(-60, 61, (n,), generator=g).to(args.device)
+        for dtype in (torch.int8, torch.int32, torch.int64):
+            c = base.to(dtype)
+            T = min_steps(c, "bitwise_bidirectional")
+            assert torch.equal(decode(encode(c, "bitwise_bidirectional"), "bitwise_bidirectional"),
+                               c.to(torch.int32))
+            t_ours = measure(lambda: decode(encode(c, "bitwise_bidirectional"),  # noqa: B023
+                                            "bitwise_bidirectional"), args.device,
+                             args.repeats, reduce=min)
+            t_loop = measure(lambda: reference_decode(reference_encode(  # noqa: B023
+                c, "bitwise_bidirectional", T), "bitwise_bidirectional"), args.device,
+                args.baseline_repeats, reduce=min)
+            print(f"{n // 2**20:>7}M {str(dtype)[6:]:<6} {t_ours * 1e3:>8.1f} "
+                  f"{t_loop * 1e3:>8.1f} {t_loop / t_ours:>6.1f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,17 @@ def decode_bitwise(spikes: torch.Tensor, signed: bool, twos: bool, dtype: torch.
     return out
 
 
+def mixes_signs(spikes: torch.Tensor) -> bool:
+    """Whether some element of a train ``[T, N]`` with values in {-1, 0, 1} has both +1 and
+    -1 steps: its summed spikes then fall short of its number of non-zero steps. Two
+    vectorised int8 reductions (int16 / int32 sums for long windows)."""
+    T = spikes.shape[0]
+    dt = torch.int8 if T < 2**7 else torch.int16 if T < 2**15 else torch.int32
+    total = spikes.sum(0, dtype=dt)
+    nonzero = spikes.abs().sum(0, dtype=dt)
+    return bool((total.abs() != nonzero).any())
+
+
 def alphabet_ok(spikes: torch.Tensor, signed: bool, one_sign: bool) -> bool:
     """Whether an int8 train ``[T, N]`` (N % 8 == 0) holds only {0, 1} (unsigned) or
     {-1, 0, 1} (signed) and, with ``one_sign``, one sign per element: checked on int64 words,

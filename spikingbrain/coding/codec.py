@@ -118,9 +118,45 @@ def encode(
         return torch.zeros((T, *c.shape), dtype=torch.int8, device=c.device)
     if fast and c.is_cuda and (gpu := _gpu_coders()) is not None:
         return gpu.encode_flat(c.reshape(-1).contiguous(), spec, T).view(T, *c.shape)
+    if fast and spec.bitwise and T <= 7 and c.dtype == torch.int8:
+        return _encode_short_bitwise(c.reshape(-1), spec, T).view(T, *c.shape)
     if fast and _swar.usable(c.numel()):
         return _encode_swar(c.reshape(-1), spec, T).view(T, *c.shape)
     return _encode_portable(c, spec, T)
+
+
+def _encode_short_bitwise(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Tensor:
+    """Bitwise trains of at most 7 steps from int8 counts, computed in int8 lanes (vectorised
+    32 to a register): step t is bit ``T-1-t`` of ``|c|`` (signed ``(b ^ n) - n`` with
+    ``n = c >> 7``) or, for two's complement, of ``c`` itself."""
+    out = torch.empty((T, c.numel()), dtype=torch.int8, device=c.device)
+    src = c if spec.twos_complement else c.abs()
+    neg = c >> 7 if spec.signed and not spec.twos_complement else None
+    for t in range(T):
+        row = out[t]
+        torch.bitwise_right_shift(src, T - 1 - t, out=row)
+        row.bitwise_and_(1)
+        if neg is not None:
+            row.bitwise_xor_(neg).sub_(neg)
+    return out
+
+
+def _decode_short_bitwise(block: torch.Tensor, spec: SchemeSpec, check_sign: bool
+                          ) -> tuple[torch.Tensor, bool]:
+    """Horner's rule in int8 lanes for bitwise trains of at most 7 steps (values already
+    checked to lie in the alphabet): ``acc = 2 acc + s[t]`` is the count itself (two's
+    complement starts from ``-s[0]``). ``check_sign`` (sign-magnitude): a second Horner sum
+    of ``|s[t]|`` gives the magnitude, which an element with mixed signs does not reach.
+    Returns the int8 counts and whether some element mixes signs."""
+    acc = block[0].neg() if spec.twos_complement else block[0].clone()
+    mag = block[0].abs() if check_sign else None
+    tmp = torch.empty_like(acc) if check_sign else None
+    for t in range(1, block.shape[0]):
+        torch.add(block[t], acc, alpha=2, out=acc)
+        if check_sign:
+            torch.bitwise_and(block[t], 1, out=tmp)
+            torch.add(tmp, mag, alpha=2, out=mag)
+    return acc, check_sign and bool((acc.abs() != mag).any())
 
 
 _GPU_CODERS: list = []
@@ -274,11 +310,22 @@ def decode(
         flat = s.reshape(T, n).contiguous()
         out = torch.empty(n, dtype=dtype, device=s.device)
         one_sign = spec.signed and not spec.twos_complement
+        mixed_possible = False
+        if validate:  # the alphabet from one vectorised min/max pass over the int8 train
+            lo, hi = count_range(flat)
+            if lo < min(spec.alphabet) or hi > max(spec.alphabet):
+                _check_alphabet(s, spec)  # raises with the detailed message
+            mixed_possible = one_sign and lo < 0 < hi and s.dim() > 1
+        short = spec.bitwise and T <= 7  # every count fits one int8 lane
         for a, b in _swar.blocks(n, s.device):
             block = flat[:, a:b]
-            if validate and not _swar.alphabet_ok(block, spec.signed and
-                                                  not spec.twos_complement, one_sign):
-                _check_alphabet(block, spec)  # the detailed message (or a false alarm)
+            if short:
+                out[a:b], mixed = _decode_short_bitwise(block, spec, mixed_possible)
+                if mixed:
+                    _check_alphabet(s, spec)  # raises with the element that mixes signs
+                continue
+            if mixed_possible and _swar.mixes_signs(block):
+                _check_alphabet(s, spec)  # raises with the element that mixes signs
             if spec.bitwise:
                 out[a:b] = _swar.decode_bitwise(block, spec.signed, spec.twos_complement, dtype)
             else:
