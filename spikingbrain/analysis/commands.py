@@ -83,8 +83,10 @@ def _spike_config(k, scheme, T, max_count, granularity, group_size, mode):
 def register(app: typer.Typer) -> None:
     """Add this subpackage's commands (energy, analyze, sweep-k) to ``app``."""
     from spikingbrain.analysis.energy_cli import register_energy
+    from spikingbrain.analysis.map_cli import register_map
 
     register_energy(app)
+    register_map(app)
     _register_analyze(app)
     _register_sweep_k(app)
 

@@ -1,0 +1,278 @@
+"""A Loihi-2-class mapping: spiking layers placed onto neuro-cores, chips, events, time and
+energy per token, for binary spike trains and for graded spikes (one event per non-zero count).
+
+Placement of a linear layer ``in -> out`` (INT8 synapses ``in x out``) under per-core limits
+(neurons, synapses, fan-in):
+
+- a core holds an ``in_slice x out_slice`` block of the weight matrix:
+  ``in_slice = min(in, fan_in_per_core)``, ``out_slice = min(out, neurons_per_core,
+  synapses_per_core // in_slice)`` (and ``in_slice`` shrinks if one output column alone
+  would not fit);
+- ``ceil(in / in_slice) x ceil(out / out_slice)`` synapse cores; when the fan-in is split,
+  each output's partial sums travel as graded events to ``ceil(out / neurons_per_core)``
+  combine cores (one more event per partial and output per time step);
+- layers are packed onto chips in order: ``chips = ceil(total cores / cores_per_chip)``
+  (every routed expert of a MoE model is placed; only its ``active_fraction`` of tokens fire).
+
+Per token (a token reaching the layer; routed experts weighted by ``active_fraction``):
+
+- binary: ``spikes_per_channel x in`` spike events over ``steps`` time steps, graded:
+  ``nonzero_per_channel x in`` events carrying the count as payload, in one step;
+- each event is sent to every core holding part of its input row (``ceil(out / out_slice)``
+  deliveries) and performs one synaptic operation per output of the row;
+- output neurons update once per time step;
+- time: the busiest core's synaptic operations and neuron updates at the per-operation
+  times, layer after layer (a token's layers run in sequence); energy: synaptic operations,
+  neuron updates and event deliveries at the per-operation energies. The chips' power times
+  that time is reported beside it (``chip_power_bound_pj``) as the bound a whole-chip power
+  figure gives.
+
+Published Loihi 2 figures give chip capacities, not per-operation energies or times: those
+are Loihi 1's measured figures (Davies et al., IEEE Micro 2018), divided by Loihi 2's stated
+speed-up for times. Every constant is a :class:`Constant` with its source; a TOML file
+overrides any of them (:meth:`Loihi2Config.from_toml`).
+
+>>> from spikingbrain.analysis.estimators import LayerWorkload, estimate
+>>> w = LayerWorkload("fc", 3584, 18944, 128, 0, 1.13, 0.816, steps=3, source="assumed")
+>>> e = estimate([w], "loihi2")
+>>> int(e.layer("fc", "loihi2_binary").extra["cores"])
+73
+>>> round(e.total("loihi2_graded") / e.total("loihi2_binary"), 2)  # graded: fewer events
+0.72
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikingbrain.analysis.estimators.base import (
+    Constant,
+    EnergyEstimate,
+    EstimatorConfig,
+    LayerEstimate,
+    register_estimator,
+)
+from spikingbrain.analysis.estimators.workload import LayerWorkload
+
+__all__ = ["Loihi2Config", "LayerPlacement", "place_layer", "loihi2_estimate", "chips_needed"]
+
+_BRIEF = "Intel, Loihi 2 technology brief (2021); Orchard et al., IEEE SiPS 2021"
+_DAVIES = "Davies et al., 'Loihi', IEEE Micro 38(1), 2018, Table 2 (Loihi 1, 14 nm)"
+_HALA = "Intel, Hala Point announcement (April 2024)"
+
+
+def _c(name: str, value: float, unit: str, source: str) -> Any:
+    return field(default=Constant(name, value, unit, source))
+
+
+@dataclass(frozen=True)
+class Loihi2Config(EstimatorConfig):
+    """Loihi 2 chip and core figures (each a :class:`Constant` with its source)."""
+
+    name = "loihi2"
+    cores_per_chip: Constant = _c("cores_per_chip", 128, "cores", _BRIEF)
+    neurons_per_chip: Constant = _c("neurons_per_chip", 1_048_576, "neurons",
+                                    _BRIEF + " ('up to 1M neurons')")
+    synapses_per_chip: Constant = _c("synapses_per_chip", 120e6, "synapses",
+                                     _BRIEF + " ('up to 120M synapses')")
+    fan_in_per_core: Constant = _c("fan_in_per_core", 8192, "inputs",
+                                   "assumed: not published for Loihi 2 (Loihi 1: 4096 axons "
+                                   "per core, Davies 2018); a TOML file can set it")
+    chip_power_w: Constant = _c("chip_power_w", 1.0, "W", _BRIEF + " ('~1 W')")
+    e_synop_pj: Constant = _c("e_synop_pj", 23.6, "pJ", _DAVIES + ": synaptic spike op")
+    e_neuron_update_pj: Constant = _c("e_neuron_update_pj", 52.0, "pJ",
+                                      _DAVIES + ": active neuron update")
+    e_event_pj: Constant = _c("e_event_pj", 3.5, "pJ",
+                              _DAVIES + ": spike energy per east-west hop (one hop per "
+                              "delivery assumed)")
+    t_synop_ns: Constant = _c("t_synop_ns", 3.5, "ns", _DAVIES + ": synaptic spike op time")
+    t_neuron_update_ns: Constant = _c("t_neuron_update_ns", 5.3, "ns",
+                                      _DAVIES + ": active neuron update time")
+    speedup_vs_loihi1: Constant = _c("speedup_vs_loihi1", 10.0, "x",
+                                     _BRIEF + " ('up to 10x faster processing'); divides "
+                                     "Loihi 1's operation times")
+    hala_point_chips: Constant = _c("hala_point_chips", 1152, "chips", _HALA)
+    hala_point_power_w: Constant = _c("hala_point_power_w", 2600, "W", _HALA + " (maximum)")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, Constant):
+                raise TypeError(f"Loihi2Config.{f.name} must be a Constant, got "
+                                f"{type(v).__name__}")
+            if not math.isfinite(v.value) or v.value <= 0:
+                raise ValueError(f"Loihi2Config.{f.name} must be a finite number > 0, got "
+                                 f"{v.value!r}")
+
+    @property
+    def neurons_per_core(self) -> int:
+        """Chip neurons spread over its cores (per-core figures are not published)."""
+        return int(self.neurons_per_chip.value // self.cores_per_chip.value)
+
+    @property
+    def synapses_per_core(self) -> int:
+        """Chip synapses spread over its cores."""
+        return int(self.synapses_per_chip.value // self.cores_per_chip.value)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Loihi2Config:
+        """Defaults overridden by a TOML file of ``name = value`` pairs (optionally under a
+        ``[loihi2]`` table); an overridden constant's source becomes the file.
+
+        Raises ValueError for unknown keys, non-numbers and unreadable or malformed files.
+        """
+        import tomllib
+
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"cannot read the Loihi 2 constants file {path}: {e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path} is not valid TOML: {e}") from None
+        data = data.get("loihi2", data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown Loihi 2 constant(s) {unknown}; known: "
+                             f"{sorted(known)}")
+        base = cls()
+        changes = {}
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{path}: {key} must be a number, got {value!r}")
+            changes[key] = getattr(base, key).with_value(float(value), f"user file {path}")
+        return dataclasses.replace(base, **changes)
+
+
+@dataclass(frozen=True)
+class LayerPlacement:
+    """How one layer sits on cores: slices, synapse cores and combine cores."""
+
+    in_slice: int
+    out_slice: int
+    in_splits: int
+    out_splits: int
+    combine_cores: int
+
+    @property
+    def cores(self) -> int:
+        return self.in_splits * self.out_splits + self.combine_cores
+
+
+def place_layer(in_features: int, out_features: int, cfg: Loihi2Config) -> LayerPlacement:
+    """Cut an ``in x out`` weight matrix into per-core blocks (see the module doc).
+
+    >>> p = place_layer(18944, 3584, Loihi2Config())
+    >>> (p.in_slice, p.out_slice, p.in_splits, p.out_splits, p.combine_cores)
+    (8192, 114, 3, 32, 1)
+    """
+    n_core, s_core = cfg.neurons_per_core, cfg.synapses_per_core
+    in_slice = int(min(in_features, cfg.fan_in_per_core.value, s_core))
+    out_slice = int(min(out_features, n_core, s_core // in_slice))
+    in_splits = -(-in_features // in_slice)
+    out_splits = -(-out_features // out_slice)
+    combine = -(-out_features // n_core) if in_splits > 1 else 0
+    return LayerPlacement(in_slice, out_slice, in_splits, out_splits, combine)
+
+
+def _layer_estimates(w: LayerWorkload, cfg: Loihi2Config) -> list[LayerEstimate]:
+    p = place_layer(w.in_features, w.out_features, cfg)
+    af = w.active_fraction
+    speed = cfg.speedup_vs_loihi1.value
+    out = []
+    for regime, events, steps in (
+            ("loihi2_binary", w.binary_events_per_token, max(w.steps, 1.0)),
+            ("loihi2_graded", w.graded_events_per_token, 1.0)):
+        synops = events * w.out_features
+        deliveries = events * p.out_splits
+        partial_events = (p.in_splits * w.out_features * steps) if p.in_splits > 1 else 0.0
+        updates = w.out_features * steps
+        # busiest core: its share of the events (by input slice) times its outputs
+        core_synops = events * (p.in_slice / w.in_features) * p.out_slice
+        time_s = (core_synops * cfg.t_synop_ns.value
+                  + p.out_slice * steps * cfg.t_neuron_update_ns.value) * 1e-9 / speed
+        parts = {
+            "synaptic_ops": synops * cfg.e_synop_pj.value * af,
+            "neuron_updates": updates * cfg.e_neuron_update_pj.value * af,
+            "event_deliveries": (deliveries + partial_events) * cfg.e_event_pj.value * af,
+        }
+        total = math.fsum(parts.values())
+        out.append(LayerEstimate(w.name, regime, total, parts, {
+            "cores": float(p.cores), "in_splits": float(p.in_splits),
+            "out_splits": float(p.out_splits), "events_per_token": events * af,
+            "deliveries_per_token": (deliveries + partial_events) * af,
+            "synaptic_ops_per_token": synops * af, "time_s_per_token": time_s * af,
+            "active_fraction": af}))
+    return out
+
+
+def chips_needed(workloads: list[LayerWorkload], cfg: Loihi2Config | None = None) -> int:
+    """Chips holding every layer (layers packed onto cores in order)."""
+    cfg = Loihi2Config() if cfg is None else cfg
+    cores = sum(place_layer(w.in_features, w.out_features, cfg).cores for w in workloads)
+    return -(-cores // int(cfg.cores_per_chip.value))
+
+
+def loihi2_estimate(cfg: Loihi2Config):
+    """Factory registered as ``"loihi2"``: placement, events, time and energy per token."""
+
+    def run(workloads: list[LayerWorkload]) -> EnergyEstimate:
+        layers = [e for w in workloads for e in _layer_estimates(w, cfg)]
+        cores = sum(e.extra["cores"] for e in layers if e.regime == "loihi2_binary")
+        chips = chips_needed(workloads, cfg)
+        notes = [
+            f"placement: {int(cores)} cores on {chips} Loihi 2 chips "
+            f"({chips / cfg.hala_point_chips.value:.1%} of Hala Point's "
+            f"{int(cfg.hala_point_chips.value)} chips)",
+            "per-operation energies and times are Loihi 1's measured figures (Davies 2018); "
+            "times divided by Loihi 2's stated speed-up",
+            "graded: one event per non-zero count with the count as payload, one time step; "
+            "binary: the scheme's spikes over its time steps",
+            "time per token: the busiest core of each layer, layers in sequence; energy: "
+            "synaptic operations, neuron updates and event deliveries (no static power; "
+            "the chip power bound is chips x chip power x time)",
+        ]
+        for regime in ("loihi2_binary", "loihi2_graded"):
+            t = math.fsum(e.extra["time_s_per_token"] for e in layers if e.regime == regime)
+            notes.append(f"{regime}: {t * 1e3:.3f} ms per token; chip power bound "
+                         f"{chips * cfg.chip_power_w.value * t * 1e12:.4g} pJ per token")
+        return EnergyEstimate(cfg.name, layers, cfg.constants(), notes)
+
+    return run
+
+
+def summary(est: EnergyEstimate, workloads: list[LayerWorkload],
+            cfg: Loihi2Config | None = None) -> dict[str, Any]:
+    """Model totals per regime: cores, chips, events, synaptic ops, time and energy per token,
+    and the chip power bound.
+
+    >>> from spikingbrain.analysis.estimators import LayerWorkload, estimate
+    >>> ws = [LayerWorkload("fc", 512, 512, 128, 0, 1.0, 0.8, steps=3, source="assumed")]
+    >>> s = summary(estimate(ws, "loihi2"), ws)
+    >>> s["chips"], s["cores"], s["loihi2_binary"]["events_per_token"]
+    (1, 1, 512.0)
+    """
+    cfg = Loihi2Config() if cfg is None else cfg
+    chips = chips_needed(workloads, cfg)
+    out: dict[str, Any] = {"chips": chips, "cores": int(sum(
+        e.extra["cores"] for e in est.layers if e.regime == "loihi2_binary"))}
+    for regime in ("loihi2_binary", "loihi2_graded"):
+        ls = [e for e in est.layers if e.regime == regime]
+        t = math.fsum(e.extra["time_s_per_token"] for e in ls)
+        out[regime] = {
+            "events_per_token": math.fsum(e.extra["events_per_token"] for e in ls),
+            "deliveries_per_token": math.fsum(e.extra["deliveries_per_token"] for e in ls),
+            "synaptic_ops_per_token": math.fsum(e.extra["synaptic_ops_per_token"] for e in ls),
+            "time_s_per_token": t,
+            "energy_pj_per_token": est.total(regime),
+            "chip_power_bound_pj_per_token": chips * cfg.chip_power_w.value * t * 1e12,
+        }
+    return out
+
+
+register_estimator(Loihi2Config, loihi2_estimate)

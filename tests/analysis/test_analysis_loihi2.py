@@ -1,0 +1,102 @@
+"""The Loihi-2-class mapping: placement under per-core limits, chips, binary vs graded
+events, MoE activity, TOML overrides and the `map loihi2` command."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from spikingbrain.analysis.estimators import LayerWorkload, estimate
+from spikingbrain.analysis.estimators.loihi2 import (
+    Loihi2Config,
+    chips_needed,
+    place_layer,
+    summary,
+)
+from spikingbrain.cli import app
+
+
+def _w(n_in, n_out, name="fc", af=1.0, spikes=1.0, nz=0.5, steps=3):
+    return LayerWorkload(name, n_in, n_out, 128, 0, spikes, nz, steps=steps, source="assumed",
+                         active_fraction=af)
+
+
+def test_placement_respects_every_core_limit():
+    cfg = Loihi2Config()
+    for n_in, n_out in ((16, 16), (3584, 512), (3584, 18944), (18944, 3584), (40000, 9)):
+        p = place_layer(n_in, n_out, cfg)
+        assert p.in_slice <= cfg.fan_in_per_core.value and p.out_slice <= cfg.neurons_per_core
+        assert p.in_slice * p.out_slice <= cfg.synapses_per_core
+        assert p.in_splits * p.in_slice >= n_in and p.out_splits * p.out_slice >= n_out
+        assert (p.combine_cores > 0) == (p.in_splits > 1)
+
+
+def test_chips_pack_cores_in_order():
+    cfg = Loihi2Config()
+    ws = [_w(3584, 18944, f"l{i}") for i in range(4)]  # 73 cores each
+    assert chips_needed(ws, cfg) == -(-4 * 73 // 128) == 3
+
+
+def test_binary_and_graded_events_time_and_energy():
+    w = _w(1024, 256, spikes=2.0, nz=0.25, steps=4)
+    e = estimate([w], "loihi2")
+    b, g = e.layer("fc", "loihi2_binary"), e.layer("fc", "loihi2_graded")
+    assert b.extra["events_per_token"] == 2.0 * 1024 and g.extra["events_per_token"] == 256
+    assert b.extra["synaptic_ops_per_token"] == 2.0 * 1024 * 256
+    cfg = Loihi2Config()
+    assert b.breakdown["synaptic_ops"] == pytest.approx(2.0 * 1024 * 256 * 23.6)
+    assert b.breakdown["neuron_updates"] == pytest.approx(256 * 4 * 52.0)
+    t = (2.0 * 1024 * 256 * 3.5 + 256 * 4 * 5.3) * 1e-9 / cfg.speedup_vs_loihi1.value
+    assert b.extra["time_s_per_token"] == pytest.approx(t)
+    assert g.energy_pj_per_token < b.energy_pj_per_token
+    s = summary(e, [w])
+    assert s["chips"] == 1 and s["loihi2_graded"]["events_per_token"] == 256
+
+
+def test_routed_experts_are_placed_but_fire_by_their_active_fraction():
+    dense, expert = _w(512, 512), _w(512, 512, af=1 / 16)
+    e_d, e_x = estimate([dense], "loihi2"), estimate([expert], "loihi2")
+    assert e_x.total("loihi2_binary") == pytest.approx(e_d.total("loihi2_binary") / 16)
+    assert chips_needed([expert] * 200) == chips_needed([dense] * 200)
+
+
+def test_every_constant_has_a_source_and_toml_overrides(tmp_path):
+    cfg = Loihi2Config()
+    assert all(c.source for c in cfg.constants()) and len(cfg.constants()) == 13
+    f = tmp_path / "chip.toml"
+    f.write_text("[loihi2]\nfan_in_per_core = 4096\ne_synop_pj = 5\n")
+    c2 = Loihi2Config.from_toml(f)
+    assert c2.fan_in_per_core.value == 4096 and str(f) in c2.e_synop_pj.source
+    assert place_layer(18944, 64, c2).in_slice == 4096
+    f.write_text("fan_in = 1\n")
+    with pytest.raises(ValueError, match="unknown Loihi 2 constant"):
+        Loihi2Config.from_toml(f)
+    f.write_text("e_synop_pj = 'a lot'\n")
+    with pytest.raises(ValueError, match="must be a number"):
+        Loihi2Config.from_toml(f)
+    f.write_text("e_synop_pj = -1\n")
+    with pytest.raises(ValueError, match="> 0"):
+        Loihi2Config.from_toml(f)
+    f.write_text("= broken")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        Loihi2Config.from_toml(f)
+
+
+def test_map_loihi2_cli_on_the_full_size_7b(tmp_path):
+    out = tmp_path / "map.json"
+    r = CliRunner().invoke(app, ["map", "loihi2", "7b", "--json", str(out), "--per-layer"])
+    assert r.exit_code == 0, r.output
+    assert "61 chips" in r.output and "graded" in r.output
+    rep = json.loads(out.read_text())
+    assert rep["summary"]["chips"] == 61 and rep["projections"] == 28 * 7 + 14 * 2
+    assert rep["estimate"]["constants"][0]["source"]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["map", "loihi2", "7b", "--silent-fraction", "2"], "--silent-fraction"),
+    (["map", "loihi2", "nosuchmodel"], "MODEL"),
+    (["map", "loihi2", "7b", "--spikes-per-channel", "nan"], "finite"),
+])
+def test_map_loihi2_bad_input_is_a_usage_error(args, msg):
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and msg in r.output
