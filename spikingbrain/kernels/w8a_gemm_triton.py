@@ -316,7 +316,7 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
     if M == 0 or N == 0:
         return out, acc
     cfg = config or _launch_config(M, N, K, bk, planes)
-    pair = not one_group and not store_acc and config is None and (
+    pair = planes == 0 and not one_group and not store_acc and config is None and (
         M >= _PAIR_MIN_TOKENS or interpreting())
     if pair:  # blocks whose counts fit int8, two tiles per program; the rest below
         pc = _PAIR_INTERPRETED if interpreting() else _PAIR
