@@ -130,14 +130,16 @@ def _encode_short_bitwise(c: torch.Tensor, spec: SchemeSpec, T: int) -> torch.Te
     32 to a register): step t is bit ``T-1-t`` of ``|c|`` (signed ``(b ^ n) - n`` with
     ``n = c >> 7``) or, for two's complement, of ``c`` itself."""
     out = torch.empty((T, c.numel()), dtype=torch.int8, device=c.device)
-    src = c if spec.twos_complement else c.abs()
-    neg = c >> 7 if spec.signed and not spec.twos_complement else None
-    for t in range(T):
-        row = out[t]
-        torch.bitwise_right_shift(src, T - 1 - t, out=row)
-        row.bitwise_and_(1)
-        if neg is not None:
-            row.bitwise_xor_(neg).sub_(neg)
+    for a, b in _swar.blocks(c.numel(), c.device):  # cache-sized blocks on the CPU
+        part = c[a:b]
+        src = part if spec.twos_complement else part.abs()
+        neg = part >> 7 if spec.signed and not spec.twos_complement else None
+        for t in range(T):
+            row = out[t, a:b]
+            torch.bitwise_right_shift(src, T - 1 - t, out=row)
+            row.bitwise_and_(1)
+            if neg is not None:
+                row.bitwise_xor_(neg).sub_(neg)
     return out
 
 
