@@ -52,22 +52,26 @@ def probe() -> None:
         print("compiled variant uses wgmma:", "wgmma" in ptx, " mma.sync:", "mma.sync" in ptx)
 
 
-def decode_sweep() -> None:
-    """Block width of the fused decode kernel, batch 1 and 8 (CUDA graphs for both sides)."""
-    from spikingbrain.kernels.w8a_decode_triton import w8a_decode
+def pair_sweep(tokens: int) -> None:
+    """Tile shapes of the two-tile kernel at one token count."""
+    from spikingbrain.kernels.threshold_triton import threshold_counts
+    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
 
-    for m in (1, 8):
-        for name, (k, n) in SHAPES.items():
-            lin = nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16)
-            layer = SpikingLinear.from_linear(lin, SpikeConfig())
-            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-            t_bf = tt.do_bench_cudagraph(lambda: lin(x), rep=30)
-            res = []
-            for bn in (16, 32, 64):
-                f = lambda: w8a_decode(x, layer.qdata, layer.scale, None, 3.0, 128,  # noqa
-                                       block_n=bn)
-                res.append(f"BN={bn}: {tt.do_bench_cudagraph(f, rep=30) / t_bf:.2f}x")
-            print(f"M={m} {name:8s} bf16 {t_bf * 1e3:6.1f} us  " + "  ".join(res), flush=True)
+    for name, (k, n) in SHAPES.items():
+        lin = nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16)
+        layer = SpikingLinear.from_linear(lin, SpikeConfig())
+        x = torch.randn(tokens, k, device="cuda", dtype=torch.bfloat16)
+        t = threshold_counts(x, 3.0)
+        t_bf = tt.do_bench(lambda: lin(x), rep=60)
+        res = [f"default {tt.do_bench(lambda: w8a_gemm(x, t, layer.qdata, layer.scale, None, 128), rep=60) / t_bf:.2f}x"]
+        for bm, bn, w, st in ((64, 64, 4, 4), (64, 32, 4, 4), (64, 64, 4, 3), (128, 32, 8, 4),
+                              (128, 64, 8, 4)):
+            pc = dict(BM=bm, BN=bn, GROUP_M=8, num_warps=w, num_stages=st)
+            f = lambda: w8a_gemm(x, t, layer.qdata, layer.scale, None, 128,  # noqa: E731
+                                 config=dict(BM=128, BN=128, GROUP_M=8, num_warps=8,
+                                             num_stages=4), pair_config=pc)
+            res.append(f"{bm}x2x{bn} w{w} s{st}: {tt.do_bench(f, rep=60) / t_bf:.2f}x")
+        print(f"M={tokens} {name:8s} bf16 {t_bf * 1e3:6.1f} us  " + "  ".join(res), flush=True)
 
 
 def main() -> None:
@@ -78,12 +82,14 @@ def main() -> None:
     ap.add_argument("--tokens", default="4096,1")
     ap.add_argument("--spike", action="store_true")
     ap.add_argument("--probe", action="store_true")
-    ap.add_argument("--decode", action="store_true")
+    ap.add_argument("--pair", action="store_true", help="sweep the two-tile kernel's tiles")
     args = ap.parse_args()
     if args.probe:
         return probe()
-    if args.decode:
-        return decode_sweep()
+    if args.pair:
+        for m in [int(v) for v in args.tokens.split(",")]:
+            pair_sweep(m)
+        return
     for m in [int(t) for t in args.tokens.split(",")]:
         graph = m <= 16
         bench = (lambda f: tt.do_bench_cudagraph(f, rep=30)) if graph else \

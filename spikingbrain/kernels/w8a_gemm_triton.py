@@ -284,11 +284,18 @@ _PAIR_INTERPRETED = dict(BM=16, BN=16, GROUP_M=2, num_warps=4, num_stages=1)
 _PAIR_MIN_TOKENS = 128
 
 
+def _pair_config(M: int, N: int) -> dict:
+    """Two-tile kernel shapes: half-height tiles where 128-row tiles would leave SMs idle."""
+    if M * N < 128 * 128 * 2 * 132 * 2:  # fewer than two waves of 128 x 128 tile pairs
+        return dict(_PAIR, BM=64, num_warps=4)
+    return _PAIR
+
+
 def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: torch.Tensor,
              bias: torch.Tensor | None, group_size: int, scheme: str | None = None,
              store_acc: bool = False, block_k: int | None = None,
-             out_dtype: torch.dtype | None = None, config: dict | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+             out_dtype: torch.dtype | None = None, config: dict | None = None,
+             pair_config: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``y [M, N]`` (in ``out_dtype``, default ``x.dtype``) and, with ``store_acc``, the int32
     accumulators ``[M, N, G]``.
 
@@ -299,6 +306,8 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
         group_size: input columns per scale; a power of two >= 16 when ``G > 1``.
         scheme: None for count mode, else the spike scheme (spike mode, see module doc).
         block_k: K step when ``G == 1`` (default 128).
+        config / pair_config: tile shapes of the general / two-tile kernel (for tuning;
+            ``config`` alone runs the general kernel on every block).
     """
     M, K = x.shape
     N, G = scale.shape
@@ -316,10 +325,10 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
     if M == 0 or N == 0:
         return out, acc
     cfg = config or _launch_config(M, N, K, bk, planes)
-    pair = planes == 0 and not one_group and not store_acc and config is None and (
-        M >= _PAIR_MIN_TOKENS or interpreting())
+    pair = planes == 0 and not one_group and not store_acc and (
+        config is None or pair_config is not None) and (M >= _PAIR_MIN_TOKENS or interpreting())
     if pair:  # blocks whose counts fit int8, two tiles per program; the rest below
-        pc = _PAIR_INTERPRETED if interpreting() else _PAIR
+        pc = pair_config or (_PAIR_INTERPRETED if interpreting() else _pair_config(M, N))
         even = M % pc["BM"] == 0 and N % (2 * pc["BN"]) == 0 and K % bk == 0
         _w8a_pair_kernel[(triton.cdiv(M, pc["BM"]) * triton.cdiv(N, 2 * pc["BN"]),)](
             t.counts8, qdata, scale, t.vth, bias if bias is not None else scale, out, t.absmax,
