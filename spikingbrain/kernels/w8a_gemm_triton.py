@@ -178,6 +178,18 @@ def _store_tile(y, out_ptr, bias_ptr, offs_m, offs_n, m_ok, n_ok, vth, stride_om
 
 
 @triton.jit
+def _tile_order(M, N, BM: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr):
+    """``(pid_m, pid_n)`` of this program: ``GROUP_M`` row blocks share each column of weight
+    tiles in turn, so those weights stay in L2 while they are reused."""
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BM)
+    width = GROUP_M * tl.cdiv(N, BN)
+    first_m = (pid // width) * GROUP_M
+    rows = min(num_m - first_m, GROUP_M)
+    return first_m + (pid % width) % rows, (pid % width) // rows
+
+
+@triton.jit
 def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_ptr, acc_ptr,
                 M, N, K, G, stride_am, stride_bn, stride_sn, stride_om, stride_xm, lo, hi,
                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
@@ -185,14 +197,7 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
                 PLANES: tl.constexpr, SKIP_FAST: tl.constexpr):
     """Any mode, one ``[BM, BN]`` output tile per program. ``SKIP_FAST``: leave the blocks
     whose counts fit int8 to :func:`_w8a_pair_kernel` (they return at once)."""
-    pid = tl.program_id(0)
-    num_m = tl.cdiv(M, BM)
-    num_n = tl.cdiv(N, BN)
-    width = GROUP_M * num_n
-    first_m = (pid // width) * GROUP_M
-    rows = min(num_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % width) % rows
-    pid_n = (pid % width) // rows
+    pid_m, pid_n = _tile_order(M, N, BM, BN, GROUP_M)
     offs_m = (pid_m * BM + tl.arange(0, BM)).to(tl.int64)
     offs_n = (pid_n * BN + tl.arange(0, BN)).to(tl.int64)
     m_ok = offs_m < M
@@ -210,19 +215,12 @@ def _w8a_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, x_p
 def _w8a_pair_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr, M, N, K,
                      stride_am, stride_bn, stride_sn, stride_om, BM: tl.constexpr,
                      BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
-                     HAS_BIAS: tl.constexpr, EVEN: tl.constexpr, PLANES: tl.constexpr):
-    """Count or spike mode with group scales, blocks of tokens whose counts fit int8 (the others are
+                     HAS_BIAS: tl.constexpr, EVEN: tl.constexpr):
+    """Count mode with group scales, blocks of tokens whose counts fit int8 (the others are
     left to :func:`_w8a_kernel` with ``SKIP_FAST``): each program computes two neighbouring
     ``[BM, BN]`` output tiles in one loop. Their tensor-core products are independent, so one
     tile's per-group float epilogue runs while the other's product is in flight."""
-    pid = tl.program_id(0)
-    num_m = tl.cdiv(M, BM)
-    num_n = tl.cdiv(N, 2 * BN)
-    width = GROUP_M * num_n
-    first_m = (pid // width) * GROUP_M
-    rows = min(num_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % width) % rows
-    pid_n = (pid % width) // rows
+    pid_m, pid_n = _tile_order(M, N, BM, 2 * BN, GROUP_M)
     offs_m = (pid_m * BM + tl.arange(0, BM)).to(tl.int64)
     m_ok = offs_m < M
     tile_max = tl.max(tl.load(absmax_ptr + offs_m, mask=m_ok, other=0), axis=0)
@@ -249,12 +247,8 @@ def _w8a_pair_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr
                 b1 = tl.load(b1_ptrs, mask=k_ok[:, None] & (n1 < N)[None, :], other=0)
                 s0 = tl.load(s_ptr + n0 * stride_sn + kt, mask=n0 < N, other=0.0)
                 s1 = tl.load(s_ptr + n1 * stride_sn + kt, mask=n1 < N, other=0.0)
-            if PLANES == 0:
-                p0 = tl.dot(a, b0, out_dtype=tl.int32)
-                p1 = tl.dot(a, b1, out_dtype=tl.int32)
-            else:
-                p0 = _planes_dot(a.to(tl.int32), b0, tile_max, PLANES)
-                p1 = _planes_dot(a.to(tl.int32), b1, tile_max, PLANES)
+            p0 = tl.dot(a, b0, out_dtype=tl.int32)
+            p1 = tl.dot(a, b1, out_dtype=tl.int32)
             y0 += p0.to(tl.float32) * s0[None, :]
             y1 += p1.to(tl.float32) * s1[None, :]
             a_ptrs += BK
@@ -277,7 +271,7 @@ def _launch_config(M: int, N: int, K: int, block_k: int, planes: int) -> dict:
     return dict(BM=128, BN=128, GROUP_M=8, num_warps=8, num_stages=4 if not planes else 3)
 
 
-#: the two-tile kernel's tiles (benchmarks/probe_split.py on an H100: 1.3-1.4x BF16 at 4k
+#: the two-tile kernel's tiles (benchmarks/tune_w8a.py --pair on an H100: 1.3-1.4x BF16 at 4k
 #: tokens against 2.2-2.5x for one tile per program); the interpreter gets small tiles
 _PAIR = dict(BM=128, BN=64, GROUP_M=8, num_warps=8, num_stages=4)
 _PAIR_INTERPRETED = dict(BM=16, BN=16, GROUP_M=2, num_warps=4, num_stages=1)
@@ -334,8 +328,7 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
             t.counts8, qdata, scale, t.vth, bias if bias is not None else scale, out, t.absmax,
             M, N, K, t.counts8.stride(0), qdata.stride(0), scale.stride(0), out.stride(0),
             BM=pc["BM"], BN=pc["BN"], BK=bk, GROUP_M=pc["GROUP_M"], HAS_BIAS=bias is not None,
-            EVEN=even, PLANES=planes, num_warps=pc["num_warps"],
-            num_stages=pc["num_stages"] if not planes else 3)
+            EVEN=even, num_warps=pc["num_warps"], num_stages=pc["num_stages"])
     try:
         _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes, pair)
     except triton.runtime.errors.OutOfResources:
