@@ -75,6 +75,38 @@ def _planes_dot(a, b, tile_max, PLANES: tl.constexpr):
 
 
 @triton.jit
+def _planes_dot_int8(a, b, tile_max, PLANES: tl.constexpr):
+    """Exact ``a @ b`` for counts ``|a| <= 127`` (int32 [BM, BK]) from spike planes, each
+    plane multiplied with its time weight folded in (a power of two, so the plane stays int8:
+    ``+-2**t`` for the magnitude bits ``t <= 6``, ``-128`` for a sign bit ``t = 7``). The
+    products of all planes accumulate in place in one int32 accumulator, so the tensor cores
+    run them back to back."""
+    acc = tl.zeros([a.shape[0], b.shape[1]], dtype=tl.int32)
+    mag = tl.abs(a)
+    neg = a < 0
+    if PLANES == 1:  # unary trains: step t spikes where |c| > t
+        sgn = tl.where(neg, -1, 1)
+        t = 0
+        while t < tile_max:
+            acc = tl.dot(tl.where(mag > t, sgn, 0).to(tl.int8), b, acc, out_dtype=tl.int32)
+            t += 1
+    elif PLANES == 2:  # bits of |c|: plane t is +-2**t where bit t of |c| is set
+        t = 0
+        while (tile_max >> t) > 0:
+            bit = mag & (1 << t)
+            acc = tl.dot(tl.where(neg, -bit, bit).to(tl.int8), b, acc, out_dtype=tl.int32)
+            t += 1
+    else:  # two's complement: bits 0..T-2 weigh 2**t, the sign bit weighs -2**(T-1)
+        t = 0
+        while (tile_max >> t) > 0:
+            acc = tl.dot((a & (1 << t)).to(tl.int8), b, acc, out_dtype=tl.int32)
+            t += 1
+        sign_plane = -(((a >> t) & 1) << t)  # bit t: the sign bit of a t+1-bit window
+        acc = tl.dot(sign_plane.to(tl.int8), b, acc, out_dtype=tl.int32)
+    return acc
+
+
+@triton.jit
 def _digits_dot(q, b):
     """Exact ``q @ b`` for float32 integer counts ``|q| < 2**21`` through base-128 digits."""
     r1 = round_half_even(q * (1.0 / 128.0))
@@ -153,7 +185,7 @@ def _tile_one(a_ptr, b_ptr, s_ptr, x_ptr, acc_ptr, offs_m, offs_n, m_ok, n_ok, v
                 if PLANES == 0:
                     part = tl.dot(a, b, out_dtype=tl.int32)
                 else:
-                    part = _planes_dot(a.to(tl.int32), b, tile_max, PLANES)
+                    part = _planes_dot_int8(a.to(tl.int32), b, tile_max, PLANES)
                 # int8 counts x int8 codes over <= 256 columns: |part| <= 256 * 127 * 128 < 2**22
                 y, acc = _step(y, acc, part, s_ptr, acc_ptr, offs_m, offs_n, mn_ok, stride_sn,
                                N, G, kt, ONE_GROUP, STORE_ACC, BK <= 256)
