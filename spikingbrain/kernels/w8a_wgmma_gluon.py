@@ -182,31 +182,39 @@ def _w8a_wgmma_kernel(a_desc, b_desc, st_ptr, vth_ptr, bias_ptr, out_ptr, absmax
         # make ptxas serialise the tensor cores): while the product of one group runs, the
         # other accumulator's group is scaled and added on the CUDA cores.
         spent = gl.zeros([BM, BN], dtype=gl.int32, layout=mma)
-        acc_a = _issue_group(a_smem, b_smem, ready, 0, spent, n_planes, a_reg, STAGES, PLANES)
-        for j in range(0, (G - 1) // 2):
-            g = 2 * j + 1
-            acc_b = _issue_group(a_smem, b_smem, ready, g, spent, n_planes, a_reg, STAGES, PLANES)
-            y, done = _retire_group(acc_a, y, g - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                    b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
-                                    STAGES, MAGIC, EVEN_N)
-            acc_a = _issue_group(a_smem, b_smem, ready, g + 1, done, n_planes, a_reg, STAGES,
-                                 PLANES)
-            y, spent = _retire_group(acc_b, y, g, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                     b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
-                                     STAGES, MAGIC, EVEN_N)
-        if G % 2 == 0:  # one group left after the pairs
-            acc_b = _issue_group(a_smem, b_smem, ready, G - 1, spent, n_planes, a_reg,
-                                 STAGES, PLANES)
-            y, done = _retire_group(acc_a, y, G - 2, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                    b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
-                                    STAGES, MAGIC, EVEN_N)
-            y, done = _retire_group(acc_b, y, G - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                    b_desc, a_smem, b_smem, ready, off_m, off_n, 0, BK,
-                                    STAGES, MAGIC, EVEN_N)
-        else:
-            y, done = _retire_group(acc_a, y, G - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                    b_desc, a_smem, b_smem, ready, off_m, off_n, 0, BK,
-                                    STAGES, MAGIC, EVEN_N)
+        if PLANES == 0:
+            acc_a = _issue_group(a_smem, b_smem, ready, 0, spent, n_planes, a_reg, STAGES, PLANES)
+            for j in range(0, (G - 1) // 2):
+                g = 2 * j + 1
+                acc_b = _issue_group(a_smem, b_smem, ready, g, spent, n_planes, a_reg, STAGES, PLANES)
+                y, done = _retire_group(acc_a, y, g - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                        b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
+                                        STAGES, MAGIC, EVEN_N)
+                acc_a = _issue_group(a_smem, b_smem, ready, g + 1, done, n_planes, a_reg, STAGES,
+                                     PLANES)
+                y, spent = _retire_group(acc_b, y, g, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                         b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
+                                         STAGES, MAGIC, EVEN_N)
+            if G % 2 == 0:  # one group left after the pairs
+                acc_b = _issue_group(a_smem, b_smem, ready, G - 1, spent, n_planes, a_reg,
+                                     STAGES, PLANES)
+                y, done = _retire_group(acc_a, y, G - 2, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                        b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
+                                        STAGES, MAGIC, EVEN_N)
+                y, done = _retire_group(acc_b, y, G - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                        b_desc, a_smem, b_smem, ready, off_m, off_n, 0, BK,
+                                        STAGES, MAGIC, EVEN_N)
+            else:
+                y, done = _retire_group(acc_a, y, G - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                        b_desc, a_smem, b_smem, ready, off_m, off_n, 0, BK,
+                                        STAGES, MAGIC, EVEN_N)
+        else:  # spike mode: the planes of one group run back to back, then its epilogue
+            for g in range(0, G):
+                acc = _issue_group(a_smem, b_smem, ready, g, spent, n_planes, a_reg, STAGES,
+                                   PLANES)
+                y, spent = _retire_group(acc, y, g, G, st_ptr, N, offs_n, n_ok, a_desc, b_desc,
+                                         a_smem, b_smem, ready, off_m, off_n, 0, BK, STAGES,
+                                         MAGIC, EVEN_N)
         for i in gl.static_range(STAGES):
             mbarrier.invalidate(ready.index(i))
 
