@@ -74,10 +74,14 @@ def main() -> None:
             out = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
             t_bf = tt.do_bench(lambda: lin(x), rep=80)
             t_tri = tt.do_bench(lambda: w8a_gemm(x, t, layer.qdata, layer.scale, layer.bias,
-                                                 128), rep=80)
+                                                 128, hopper=False), rep=80)
+            t_disp = tt.do_bench(lambda: w8a_gemm(x, t, layer.qdata, layer.scale, layer.bias,
+                                                  128, scale_t=scale_t), rep=80)
+            t_layer = tt.do_bench(lambda: layer(x), rep=80)
             a8 = t.counts8
             t_mm = tt.do_bench(lambda: torch._int_mm(a8, layer.qdata.t()), rep=80)
-            res = [f"triton {t_tri / t_bf:.2f}x", f"_int_mm {t_mm / t_bf:.2f}x"]
+            res = [f"triton {t_tri / t_bf:.2f}x", f"dispatched {t_disp / t_bf:.2f}x",
+                   f"layer {t_layer / t_bf:.2f}x", f"_int_mm {t_mm / t_bf:.2f}x"]
             for cfg in CONFIGS[:1] if args.quick else CONFIGS:
                 f = lambda: w8a_gemm_wgmma(t.counts8, layer.qdata, scale_t, t.vth,  # noqa: E731
                                            t.absmax, layer.bias, out, config=cfg)

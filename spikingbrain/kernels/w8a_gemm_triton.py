@@ -321,7 +321,8 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
              bias: torch.Tensor | None, group_size: int, scheme: str | None = None,
              store_acc: bool = False, block_k: int | None = None,
              out_dtype: torch.dtype | None = None, config: dict | None = None,
-             pair_config: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+             pair_config: dict | None = None, scale_t: torch.Tensor | None = None,
+             hopper: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``y [M, N]`` (in ``out_dtype``, default ``x.dtype``) and, with ``store_acc``, the int32
     accumulators ``[M, N, G]``.
 
@@ -334,6 +335,12 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
         block_k: K step when ``G == 1`` (default 128).
         config / pair_config: tile shapes of the general / two-tile kernel (for tuning;
             ``config`` alone runs the general kernel on every block).
+        scale_t: ``scale.t().contiguous()`` if the caller keeps it (the Hopper kernel reads
+            the scales of one group contiguously; computed here when None).
+        hopper: run the blocks whose counts fit int8 on the Hopper wgmma kernel
+            (:mod:`~spikingbrain.kernels.w8a_wgmma_gluon`); None = wherever it applies
+            (an sm_90 GPU, 128-column groups, at least 128 tokens, count mode), True = this
+            kernel or a ValueError, False = never.
     """
     M, K = x.shape
     N, G = scale.shape
@@ -351,6 +358,40 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
     if M == 0 or N == 0:
         return out, acc
     cfg = config or _launch_config(M, N, K, bk, planes)
+    use_hopper = hopper is not False and config is None and not store_acc and _hopper_applies(
+        x, M, K, G, group_size, planes)
+    if hopper and not use_hopper:
+        raise ValueError("hopper=True but the Hopper kernel does not apply here (it needs an "
+                         "sm_90 GPU, 128-column groups, >= 128 tokens, count mode, no "
+                         "config / store_acc): pass hopper=None to choose automatically")
+    if use_hopper:
+        from spikingbrain.kernels.w8a_wgmma_gluon import WGMMA_CONFIG, w8a_gemm_wgmma
+
+        cfg = dict(cfg, BM=WGMMA_CONFIG["BM"])  # the same token blocks for both kernels
+        w8a_gemm_wgmma(t.counts8, qdata, scale.t().contiguous() if scale_t is None else scale_t,
+                       t.vth, t.absmax, bias, out, planes=planes)
+        # the general kernel below takes the blocks with counts beyond int8 that the Hopper
+        # kernel left alone (no host sync: its programs for the other blocks return at once)
+        fast_done = True
+    else:
+        fast_done = _launch_pair(x, t, qdata, scale, bias, out, bk, one_group, store_acc,
+                                 planes, config, pair_config)
+    try:
+        _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes,
+                fast_done)
+    except triton.runtime.errors.OutOfResources:
+        # the block holding counts beyond int8 also stages x: fewer pipeline stages fit
+        cfg = dict(cfg, num_stages=2, BN=min(cfg["BN"], 64))
+        _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes,
+                fast_done)
+    return out, acc
+
+
+def _launch_pair(x, t, qdata, scale, bias, out, bk, one_group, store_acc, planes, config,
+                 pair_config) -> bool:
+    """The two-tile kernel on the blocks whose counts fit int8, where it applies (True)."""
+    M, K = x.shape
+    N = scale.shape[0]
     pair = planes == 0 and not one_group and not store_acc and (
         config is None or pair_config is not None) and (M >= _PAIR_MIN_TOKENS or interpreting())
     if pair:  # blocks whose counts fit int8, two tiles per program; the rest below
@@ -361,13 +402,22 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
             M, N, K, t.counts8.stride(0), qdata.stride(0), scale.stride(0), out.stride(0),
             BM=pc["BM"], BN=pc["BN"], BK=bk, GROUP_M=pc["GROUP_M"], HAS_BIAS=bias is not None,
             EVEN=even, num_warps=pc["num_warps"], num_stages=pc["num_stages"])
+    return pair
+
+
+#: the modes the Hopper kernel takes (0 = count mode; spike planes once measured faster)
+HOPPER_PLANES = frozenset({0})
+
+
+def _hopper_applies(x: torch.Tensor, M: int, K: int, G: int, group_size: int,
+                    planes: int) -> bool:
+    if planes not in HOPPER_PLANES or M < 128 or interpreting() or not x.is_cuda:
+        return False
     try:
-        _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes, pair)
-    except triton.runtime.errors.OutOfResources:
-        # the block holding counts beyond int8 also stages x: fewer pipeline stages fit
-        cfg = dict(cfg, num_stages=2, BN=min(cfg["BN"], 64))
-        _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes, pair)
-    return out, acc
+        from spikingbrain.kernels.w8a_wgmma_gluon import wgmma_supported
+    except ImportError:  # a Triton without Gluon's Hopper API
+        return False
+    return wgmma_supported(x, K, 0, group_size, G)
 
 
 def _launch(cfg, x, t, qdata, scale, bias, out, acc, bk, one_group, store_acc, planes,

@@ -85,3 +85,34 @@ def test_cuda_decode_rejects_mixed_signs():
     s = torch.tensor([[1, 0], [-1, 1]], dtype=torch.int8, device="cuda")
     with pytest.raises(ValueError, match="one sign per element"):
         decode(s, "bitwise_bidirectional")
+
+
+hopper = pytest.mark.skipif(not torch.cuda.is_available()
+                            or torch.cuda.get_device_capability()[0] != 9,
+                            reason="needs a Hopper (sm_90) GPU")
+
+
+@hopper
+@pytest.mark.parametrize("shape", [(300, 3584, 512), (4096, 3584, 1000), (256, 18944, 384)])
+def test_hopper_wgmma_count_mode_equals_cpu(shape):
+    """The Gluon wgmma kernel (dispatched by ``w8a_gemm`` on Hopper) on the int8 blocks, the
+    general kernel on the block with a massive activation: the CPU layer's output within
+    float32 rounding, and the general kernel's output on every block."""
+    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+
+    m, k, n = shape
+    torch.manual_seed(m + n)
+    layer = SpikingLinear.from_linear(nn.Linear(k, n), SpikeConfig())
+    x = torch.randn(m, k)
+    x[130, 7] = 400.0  # token block 1 has counts beyond int8
+    _, t = _threshold_from_cpu(x, layer)
+    y_cpu = layer(x)
+    tg = type(t)(*(v.cuda() if torch.is_tensor(v) else v for v in vars(t).values()))
+    lg = layer.cuda()
+    args = (x.cuda(), tg, lg.qdata, lg.scale, lg.bias, lg.group_size)
+    y_hop, _ = w8a_gemm(*args, out_dtype=torch.float32, hopper=True)
+    y_gen, _ = w8a_gemm(*args, out_dtype=torch.float32, hopper=False)
+    assert not torch.isnan(y_hop).any()
+    torch.testing.assert_close(y_hop.cpu(), y_cpu, rtol=2e-6, atol=2e-5)
+    torch.testing.assert_close(y_hop, y_gen, rtol=1e-6, atol=1e-6)
+    layer.cpu()
