@@ -8,7 +8,8 @@ read before any device time is spent. Used from Python::
     ck = compile_sm90(kernel, signature={...}, constexprs={...}, num_warps=8, num_stages=4)
     print(report(ck))
 
-or from the shell for the package's GEMM kernels: ``python tools/sm90_compile.py``.
+or from the shell for the package's GEMM kernels: ``python tools/sm90_compile.py``, and
+``python tools/sm90_compile.py --wgmma [planes]`` for the Hopper Gluon kernel's facts (JSON).
 """
 
 from __future__ import annotations
@@ -49,6 +50,79 @@ def compile_sm90(fn, signature: dict, constexprs: dict, num_warps: int = 4,
                           options=dict(num_warps=num_warps, num_stages=num_stages, **options))
 
 
+def compile_gluon_sm90(fn, signature: dict, constexprs: dict, num_warps: int = 4,
+                       divisible: tuple = ()):
+    """``compile_sm90`` for a ``gluon.jit`` kernel (tensor descriptors as
+    ``triton.runtime.jit.mangle_type`` spells them)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    sig = dict(signature)
+    for k in constexprs:
+        sig[k] = "constexpr"
+    names = list(fn.arg_names)
+    attrs = {(names.index(a),): [["tt.divisibility", 16]] for a, t in signature.items()
+             if t.startswith("*") or a in divisible}
+    src = GluonASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                          options=dict(num_warps=num_warps))
+
+
+def sass_facts(ck) -> dict:
+    """ptxas' resource usage and warnings and the SASS instruction counts of a compiled
+    kernel: ``{"regs", "spill", "shared", "warnings", "sass": {op: count}, "depbar": [...]}``."""
+    import triton
+
+    bin_dir = Path(triton.__file__).parent / "backends/nvidia/bin"
+    with tempfile.TemporaryDirectory() as d:
+        ptx = Path(d) / "k.ptx"
+        ptx.write_text(ck.asm["ptx"])
+        cubin = Path(d) / "k.cubin"
+        info = subprocess.run([str(bin_dir / "ptxas"), "-v", "--gpu-name", "sm_90a", str(ptx),
+                               "-o", str(cubin)], capture_output=True, text=True).stderr
+        sass = subprocess.run([str(bin_dir / "nvdisasm"), "-c", str(cubin)],
+                              capture_output=True, text=True).stdout if cubin.exists() else ""
+    regs = re.findall(r"Used (\d+) registers", info)
+    spill = re.findall(r"(\d+) bytes spill stores", info)
+    ops = ("IGMMA", "HGMMA", "IMMA", "I2F", "FFMA", "FADD", "LDL", "STL", "SYNCS", "UTMALDG")
+    return {"regs": int(regs[-1]) if regs else None,
+            "spill": int(spill[-1]) if spill else None,
+            "shared": int(ck.metadata.shared),
+            "warnings": re.findall(r"warning : (.*)", info),
+            "sass": {op: len(re.findall(rf"\b{op}[.A-Z0-9_]*", sass)) for op in ops},
+            "depbar": sorted(set(re.findall(r"WARPGROUP\.DEPBAR\.LE gsb0, (0x[0-9a-f]+)",
+                                            sass)))}
+
+
+def wgmma_facts(planes: int = 0, **config) -> dict:
+    """:func:`sass_facts` of the Hopper Gluon GEMM (``w8a_wgmma_gluon``) as ``w8a_gemm``
+    dispatches it (BF16 output, bias, 7B shapes: N a multiple of BN)."""
+    _compiled_mode()
+    from triton.experimental.gluon import language as gl
+    from triton.runtime.jit import mangle_type
+    import torch
+
+    from spikingbrain.kernels import w8a_wgmma_gluon as w
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    cfg = dict(w.WGMMA_CONFIG, **config)
+    bm, bn, bk = cfg["BM"], cfg["BN"], 128
+    descs = [TensorDescriptor.from_tensor(torch.zeros(rows, 256, dtype=torch.int8), [blk, bk],
+                                          gl.NVMMASharedLayout.get_default_for([blk, bk],
+                                                                               gl.int8))
+             for rows, blk in ((bm, bm), (bn, bn))]
+    sig = dict(a_desc=mangle_type(descs[0]), b_desc=mangle_type(descs[1]), st_ptr="*fp32",
+               vth_ptr="*fp32", bias_ptr="*bf16", out_ptr="*bf16", absmax_ptr="*i32",
+               M="i32", N="i32", G="i32", stride_om="i32")
+    ck = compile_gluon_sm90(w._w8a_wgmma_kernel, sig, dict(
+        BM=bm, BN=bn, BK=bk, STAGES=cfg["STAGES"], GROUP_M=cfg["GROUP_M"], HAS_BIAS=True,
+        MAGIC=cfg["MAGIC"], EVEN_N=True, PLANES=planes, num_warps=cfg["num_warps"]),
+        num_warps=cfg["num_warps"],
+        divisible=("N", "stride_om"))
+    return sass_facts(ck)
+
+
 def report(ck) -> str:
     """Registers, spills, shared memory and the tensor-core / local-memory instruction counts."""
     import triton
@@ -80,6 +154,12 @@ def report(ck) -> str:
 
 
 def main() -> None:
+    if "--wgmma" in sys.argv:  # JSON facts of the Gluon kernel: --wgmma [planes]
+        import json
+
+        rest = sys.argv[sys.argv.index("--wgmma") + 1:]
+        print(json.dumps(wgmma_facts(int(rest[0]) if rest else 0)))
+        return
     _compiled_mode()
     from spikingbrain.kernels import w8a_gemm_triton as g
 
