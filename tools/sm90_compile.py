@@ -99,12 +99,12 @@ def wgmma_facts(planes: int = 0, **config) -> dict:
     """:func:`sass_facts` of the Hopper Gluon GEMM (``w8a_wgmma_gluon``) as ``w8a_gemm``
     dispatches it (BF16 output, bias, 7B shapes: N a multiple of BN)."""
     _compiled_mode()
-    from triton.experimental.gluon import language as gl
-    from triton.runtime.jit import mangle_type
     import torch
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+    from triton.runtime.jit import mangle_type
 
     from spikingbrain.kernels import w8a_wgmma_gluon as w
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     cfg = dict(w.WGMMA_CONFIG, **config)
     bm, bn, bk = cfg["BM"], cfg["BN"], 128
