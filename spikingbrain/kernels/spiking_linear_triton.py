@@ -69,13 +69,29 @@ def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRe
     t = threshold_counts(x2, cfg.k, lo, hi)
     if cfg.check_finite:
         _check_finite(x2, t.vth)
-    y, _ = w8a_gemm(x2, t, layer.qdata, layer.scale, layer.bias, layer.group_size, scheme)
+    y, _ = w8a_gemm(x2, t, layer.qdata, layer.scale, layer.bias, layer.group_size, scheme,
+                    scale_t=_scale_t(layer) if x2.is_cuda else None)
     record = None
     if layer._spike_observers:
         counts = exact_counts(x2, t).reshape(*lead, layer.in_features)
         record = SpikeRecord(counts=counts, vth=t.vth.reshape(*lead, 1), scheme=cfg.scheme,
                              T=cfg.T, n_saturated=t.saturated.sum(), max_count=cfg.max_count)
     return y.reshape(*lead, layer.out_features), record
+
+
+def _scale_t(layer) -> torch.Tensor | None:
+    """``layer.scale.t().contiguous()`` (the Hopper kernel's layout), kept on the layer and
+    rebuilt whenever ``scale`` moves or is written (its pointer, shape or version changes).
+    None for one group per row (the Hopper kernel needs groups)."""
+    scale = layer.scale
+    if scale.shape[1] == 1:
+        return None
+    key = (scale.data_ptr(), tuple(scale.shape), scale._version, scale.device)
+    cached = layer.__dict__.get("_scale_t_cache")
+    if cached is None or cached[0] != key:
+        cached = (key, scale.t().contiguous())
+        layer.__dict__["_scale_t_cache"] = cached
+    return cached[1]
 
 
 def _check_finite(x2: torch.Tensor, vth: torch.Tensor) -> None:

@@ -137,3 +137,19 @@ def test_two_tile_kernel_matches_torch_path(m, n):
     tri = _layer(64, n, kernel="triton", group_size=16)
     x = _x(m, 64, outliers=m % 2 == 1)  # the ragged case also has blocks beyond int8
     torch.testing.assert_close(tri(x), torch_layer(x), rtol=1e-5, atol=1e-5)
+
+
+def test_layer_keeps_transposed_scales_until_they_change():
+    from spikingbrain.kernels.spiking_linear_triton import _scale_t
+
+    layer = SpikingLinear.from_linear(nn.Linear(64, 8), SpikeConfig(group_size=16))
+    first = _scale_t(layer)
+    assert torch.equal(first, layer.scale.t().contiguous()) and first.is_contiguous()
+    assert _scale_t(layer) is first  # kept between calls
+    with torch.no_grad():
+        layer.scale.mul_(2.0)  # written in place: the cache must follow
+    assert torch.equal(_scale_t(layer), layer.scale.t().contiguous())
+    layer.load_state_dict({**layer.state_dict(), "scale": layer.scale * 0.5})
+    assert torch.equal(_scale_t(layer), layer.scale.t().contiguous())
+    one_group = SpikingLinear.from_linear(nn.Linear(64, 8), SpikeConfig(granularity="channel"))
+    assert _scale_t(one_group) is None
