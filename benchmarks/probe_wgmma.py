@@ -12,6 +12,7 @@ left to the general kernel.
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 import triton.testing as tt
@@ -21,14 +22,42 @@ from spikingbrain.converter import SpikeConfig, SpikingLinear
 
 SHAPES = {"q/o": (3584, 3584), "k/v": (3584, 512), "gate/up": (3584, 18944),
           "down": (18944, 3584)}
-CONFIGS = [dict(BM=128, BN=128, STAGES=4, num_warps=8, MAGIC=True),
-           dict(BM=128, BN=128, STAGES=4, num_warps=8, MAGIC=False),
-           dict(BM=128, BN=128, STAGES=3, num_warps=8, MAGIC=True),
-           dict(BM=128, BN=64, STAGES=4, num_warps=4, MAGIC=True),
-           dict(BM=128, BN=64, STAGES=6, num_warps=4, MAGIC=True)]
+CONFIGS = [dict(BM=128, BN=128, STAGES=4, GROUP_M=8, num_warps=8, MAGIC=True),
+           dict(BM=128, BN=128, STAGES=4, GROUP_M=8, num_warps=8, MAGIC=False),
+           dict(BM=128, BN=64, STAGES=4, GROUP_M=8, num_warps=4, MAGIC=True),
+           dict(BM=128, BN=64, STAGES=4, GROUP_M=8, num_warps=4, MAGIC=False),
+           dict(BM=128, BN=64, STAGES=3, GROUP_M=8, num_warps=4, MAGIC=False),
+           dict(BM=128, BN=64, STAGES=5, GROUP_M=8, num_warps=4, MAGIC=False),
+           dict(BM=128, BN=64, STAGES=4, GROUP_M=4, num_warps=4, MAGIC=False),
+           dict(BM=128, BN=64, STAGES=4, GROUP_M=8, num_warps=8, MAGIC=False),
+           dict(BM=64, BN=128, STAGES=4, GROUP_M=8, num_warps=4, MAGIC=False)]
+
+def _host_us(f, n: int = 50) -> float:
+    """Microseconds of CPU per call of ``f`` (Python and launches; the GPU runs behind)."""
+    f()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        f()
+    host = (time.perf_counter() - t0) / n * 1e6
+    torch.cuda.synchronize()
+    return host
 
 
-def _check(layer, x, t, scale_t) -> str:
+def _name(cfg) -> str:
+    return (f"{cfg['BM']}x{cfg['BN']} s{cfg['STAGES']} g{cfg['GROUP_M']} w{cfg['num_warps']}"
+            f"{' magic' if cfg['MAGIC'] else ''}")
+
+
+def _guarded(f):
+    """``f()``, or the error's first line (a config that does not compile or run)."""
+    try:
+        return f()
+    except Exception as e:  # noqa: BLE001 - a probe reports and goes on
+        return f"FAILED {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+
+
+def _check(layer, x, t, scale_t, config: dict | None = None) -> str:
     from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
     from spikingbrain.kernels.w8a_wgmma_gluon import w8a_gemm_wgmma
 
@@ -36,7 +65,8 @@ def _check(layer, x, t, scale_t) -> str:
                       out_dtype=torch.float32, config=dict(BM=128, BN=128, GROUP_M=8,
                                                            num_warps=8, num_stages=3))
     out = torch.full_like(ref, float("nan"))
-    w8a_gemm_wgmma(t.counts8, layer.qdata, scale_t, t.vth, t.absmax, layer.bias, out)
+    w8a_gemm_wgmma(t.counts8, layer.qdata, scale_t, t.vth, t.absmax, layer.bias, out,
+                   config=config)
     fast = (t.absmax.view(-1, 128) <= 127).all(1).repeat_interleave(128)[: len(out)]
     unwritten = int(torch.isnan(out[fast]).any(1).sum())
     d = (out[fast] - ref[fast]).abs()
@@ -54,7 +84,7 @@ def main() -> None:
     args = ap.parse_args()
     from spikingbrain.kernels.threshold_triton import threshold_counts
     from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
-    from spikingbrain.kernels.w8a_wgmma_gluon import w8a_gemm_wgmma
+    from spikingbrain.kernels.w8a_wgmma_gluon import WGMMA_CONFIG, w8a_gemm_wgmma
 
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
     for m in [int(v) for v in args.tokens.split(",")]:
@@ -69,6 +99,9 @@ def main() -> None:
             scale_t = layer.scale.t().contiguous()
             if m == 4096:
                 print(f"  check {name}: {_check(layer, x, t, scale_t)}", flush=True)
+                for cfg in CONFIGS[1:] if not args.quick else []:
+                    print(f"  check {name} {_name(cfg)}: "
+                          f"{_guarded(lambda: _check(layer, x, t, scale_t, config=cfg))}", flush=True)
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             t = threshold_counts(x, 3.0)
             out = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
@@ -82,16 +115,16 @@ def main() -> None:
             t_mm = tt.do_bench(lambda: torch._int_mm(a8, layer.qdata.t()), rep=80)
             res = [f"triton {t_tri / t_bf:.2f}x", f"dispatched {t_disp / t_bf:.2f}x",
                    f"layer {t_layer / t_bf:.2f}x", f"_int_mm {t_mm / t_bf:.2f}x"]
-            for cfg in CONFIGS[:1] if args.quick else CONFIGS:
+            for cfg in [WGMMA_CONFIG] if args.quick else CONFIGS:
                 f = lambda: w8a_gemm_wgmma(t.counts8, layer.qdata, scale_t, t.vth,  # noqa: E731
                                            t.absmax, layer.bias, out, config=cfg)
-                res.append(f"{cfg['BM']}x{cfg['BN']} s{cfg['STAGES']} w{cfg['num_warps']}"
-                           f"{' magic' if cfg['MAGIC'] else ''} {tt.do_bench(f, rep=80) / t_bf:.2f}x")
+                res.append(f"{_name(cfg)} {_guarded(lambda: f'{tt.do_bench(f, rep=80) / t_bf:.2f}x')}")
             spike = SpikingLinear.from_linear(lin, SpikeConfig(mode="spike", kernel="triton",
                                                                check_finite=False))
             T = int(t.absmax.max()).bit_length()
             t_sp = tt.do_bench(lambda: spike(x), rep=40)
             res.append(f"spike(T={T}) {t_sp / t_bf:.1f}x = {t_sp / (T * t_mm):.2f} T*int_mm")
+            res.append(f"host {_host_us(lambda: layer(x)):.0f} us/call")
             print(f"M={m} {name:8s} bf16 {t_bf * 1e3:7.1f} us  " + "  ".join(res), flush=True)
             torch.cuda.empty_cache()
 

@@ -9,7 +9,7 @@ read before any device time is spent. Used from Python::
     print(report(ck))
 
 or from the shell for the package's GEMM kernels: ``python tools/sm90_compile.py``, and
-``python tools/sm90_compile.py --wgmma [planes]`` for the Hopper Gluon kernel's facts (JSON).
+``python tools/sm90_compile.py --wgmma`` for the Hopper Gluon kernel's facts (JSON).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def sass_facts(ck) -> dict:
                                             sass)))}
 
 
-def wgmma_facts(planes: int = 0, **config) -> dict:
+def wgmma_facts(**config) -> dict:
     """:func:`sass_facts` of the Hopper Gluon GEMM (``w8a_wgmma_gluon``) as ``w8a_gemm``
     dispatches it (BF16 output, bias, 7B shapes: N a multiple of BN)."""
     _compiled_mode()
@@ -117,7 +117,7 @@ def wgmma_facts(planes: int = 0, **config) -> dict:
                M="i32", N="i32", G="i32", stride_om="i32")
     ck = compile_gluon_sm90(w._w8a_wgmma_kernel, sig, dict(
         BM=bm, BN=bn, BK=bk, STAGES=cfg["STAGES"], GROUP_M=cfg["GROUP_M"], HAS_BIAS=True,
-        MAGIC=cfg["MAGIC"], EVEN_N=True, PLANES=planes, num_warps=cfg["num_warps"]),
+        MAGIC=cfg["MAGIC"], EVEN_N=True, num_warps=cfg["num_warps"]),
         num_warps=cfg["num_warps"],
         divisible=("N", "stride_om"))
     return sass_facts(ck)
@@ -154,11 +154,10 @@ def report(ck) -> str:
 
 
 def main() -> None:
-    if "--wgmma" in sys.argv:  # JSON facts of the Gluon kernel: --wgmma [planes]
+    if "--wgmma" in sys.argv:  # JSON facts of the Gluon kernel
         import json
 
-        rest = sys.argv[sys.argv.index("--wgmma") + 1:]
-        print(json.dumps(wgmma_facts(int(rest[0]) if rest else 0)))
+        print(json.dumps(wgmma_facts()))
         return
     _compiled_mode()
     from spikingbrain.kernels import w8a_gemm_triton as g

@@ -369,7 +369,7 @@ def w8a_gemm(x: torch.Tensor, t: ThresholdCounts, qdata: torch.Tensor, scale: to
 
         cfg = dict(cfg, BM=WGMMA_CONFIG["BM"])  # the same token blocks for both kernels
         w8a_gemm_wgmma(t.counts8, qdata, scale.t().contiguous() if scale_t is None else scale_t,
-                       t.vth, t.absmax, bias, out, planes=planes)
+                       t.vth, t.absmax, bias, out)
         # the general kernel below takes the blocks with counts beyond int8 that the Hopper
         # kernel left alone (no host sync: its programs for the other blocks return at once)
         fast_done = True
@@ -405,13 +405,9 @@ def _launch_pair(x, t, qdata, scale, bias, out, bk, one_group, store_acc, planes
     return pair
 
 
-#: the modes the Hopper kernel takes (0 = count mode; spike planes once measured faster)
-HOPPER_PLANES = frozenset({0})
-
-
 def _hopper_applies(x: torch.Tensor, M: int, K: int, G: int, group_size: int,
                     planes: int) -> bool:
-    if planes not in HOPPER_PLANES or M < 128 or interpreting() or not x.is_cuda:
+    if planes != 0 or M < 128 or interpreting() or not x.is_cuda:
         return False
     try:
         from spikingbrain.kernels.w8a_wgmma_gluon import wgmma_supported

@@ -42,8 +42,11 @@ from triton.experimental.gluon.language.nvidia.hopper import (  # noqa: E402
 
 __all__ = ["w8a_gemm_wgmma", "wgmma_supported", "WGMMA_CONFIG"]
 
-#: tile shape of the kernel (BM tokens x BN outputs per program, STAGES shared-memory buffers)
-WGMMA_CONFIG = dict(BM=128, BN=128, STAGES=4, GROUP_M=8, num_warps=8, MAGIC=True)
+#: tile shape of the kernel (BM tokens x BN outputs per program, STAGES shared-memory buffers),
+#: the fastest of nine measured on an H100 at 1k and 4k tokens on the 7B shapes
+#: (``benchmarks/probe_wgmma.py``): 0.98-1.15x the BF16 time at 4k tokens where 128 x 128 tiles
+#: with 8 warps took 1.49-1.69x (they spill 88 bytes; these 4)
+WGMMA_CONFIG = dict(BM=128, BN=64, STAGES=4, GROUP_M=4, num_warps=4, MAGIC=False)
 
 
 @gluon.jit
@@ -69,53 +72,13 @@ def _load_group(a_desc, b_desc, a_smem, b_smem, ready, off_m, off_n, g, G,
 
 
 @gluon.jit
-def _issue_group(a_smem, b_smem, ready, g, regs, n_planes, a_layout: gl.constexpr,
-                 STAGES: gl.constexpr, PLANES: gl.constexpr):
+def _issue_group(a_smem, b_smem, ready, g, regs, STAGES: gl.constexpr):
     """Issue the product of group ``g`` once its tiles have landed; ``regs``: int32 registers
     whose value is not needed (``use_acc=False`` ignores it)."""
-    if PLANES == 0:
-        stage = g % STAGES
-        mbarrier.wait(ready.index(stage), (g // STAGES) & 1)
-        acc = warpgroup_mma(a_smem.index(stage), b_smem.index(stage).permute((1, 0)), regs,
-                            use_acc=False, is_async=True)
-    else:
-        acc = _issue_group_planes(a_smem, b_smem, ready, g, regs, n_planes, a_layout, STAGES,
-                                  PLANES)
-    return acc
-
-
-@gluon.jit
-def _plane(a, t, PLANES: gl.constexpr):
-    """Spike plane ``t`` of int32 counts ``a`` (``|a| <= 127``) with its time weight folded in
-    (a power of two, so the plane is int8): unary trains (1), sign-magnitude / unsigned bits
-    (2), two's complement bits (3; ``t`` = the sign bit gives ``-2**t``)."""
-    if PLANES == 1:
-        p = gl.where(gl.abs(a) > t, gl.where(a < 0, -1, 1), 0)
-    elif PLANES == 2:
-        bit = gl.abs(a) & (1 << t)
-        p = gl.where(a < 0, -bit, bit)
-    else:
-        p = a & (1 << t)
-    return p.to(gl.int8)
-
-
-@gluon.jit
-def _issue_group_planes(a_smem, b_smem, ready, g, regs, n_planes, a_layout: gl.constexpr,
-                        STAGES: gl.constexpr, PLANES: gl.constexpr):
-    """Spike mode: the ``n_planes`` plane products of group ``g``, accumulated in place (one
-    commit group each; the last one is still running when the caller waits with one
-    outstanding, which is when the previous group's epilogue runs)."""
     stage = g % STAGES
     mbarrier.wait(ready.index(stage), (g // STAGES) & 1)
-    a = a_smem.index(stage).load(a_layout).to(gl.int32)
-    b = b_smem.index(stage).permute((1, 0))
-    acc = warpgroup_mma(_plane(a, 0, PLANES), b, regs, use_acc=False, is_async=True)
-    for t in range(1, n_planes):
-        acc = warpgroup_mma(_plane(a, t, PLANES), b, acc, is_async=True)
-    if PLANES == 3:  # the sign plane of a window of n_planes + 1 bits
-        sign = -(((a >> n_planes) & 1) << n_planes)
-        acc = warpgroup_mma(sign.to(gl.int8), b, acc, is_async=True)
-    return acc
+    return warpgroup_mma(a_smem.index(stage), b_smem.index(stage).permute((1, 0)), regs,
+                         use_acc=False, is_async=True)
 
 
 @gluon.jit
@@ -139,7 +102,7 @@ def _w8a_wgmma_kernel(a_desc, b_desc, st_ptr, vth_ptr, bias_ptr, out_ptr, absmax
                       M, N, G, stride_om,
                       BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
                       STAGES: gl.constexpr, GROUP_M: gl.constexpr, HAS_BIAS: gl.constexpr,
-                      MAGIC: gl.constexpr, EVEN_N: gl.constexpr, PLANES: gl.constexpr,
+                      MAGIC: gl.constexpr, EVEN_N: gl.constexpr,
                       num_warps: gl.constexpr):
     # tile order: GROUP_M row blocks share each column of weight tiles (weights stay in L2)
     pid = gl.program_id(0)
@@ -168,53 +131,34 @@ def _w8a_wgmma_kernel(a_desc, b_desc, st_ptr, vth_ptr, bias_ptr, out_ptr, absmax
         for i in gl.static_range(STAGES):
             _load_group(a_desc, b_desc, a_smem, b_smem, ready, off_m, off_n, i, G, BK, STAGES)
 
-        # spike mode: the planes of this block's trains (steps beyond its largest count are
-        # silent): unary steps, or the bits of the largest count
-        a_reg: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
-        n_planes = tile_max
-        if PLANES >= 2:
-            n_planes = 0
-            while (tile_max >> n_planes) > 0:
-                n_planes += 1
-        n_planes = gl.maximum(n_planes, 1)
         y = gl.zeros([BM, BN], dtype=gl.float32, layout=mma)
         # Two accumulators alternate (no register copy of a product in flight, which would
         # make ptxas serialise the tensor cores): while the product of one group runs, the
         # other accumulator's group is scaled and added on the CUDA cores.
         spent = gl.zeros([BM, BN], dtype=gl.int32, layout=mma)
-        if PLANES == 0:
-            acc_a = _issue_group(a_smem, b_smem, ready, 0, spent, n_planes, a_reg, STAGES, PLANES)
-            for j in range(0, (G - 1) // 2):
-                g = 2 * j + 1
-                acc_b = _issue_group(a_smem, b_smem, ready, g, spent, n_planes, a_reg, STAGES, PLANES)
-                y, done = _retire_group(acc_a, y, g - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                        b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
-                                        STAGES, MAGIC, EVEN_N)
-                acc_a = _issue_group(a_smem, b_smem, ready, g + 1, done, n_planes, a_reg, STAGES,
-                                     PLANES)
-                y, spent = _retire_group(acc_b, y, g, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                         b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
-                                         STAGES, MAGIC, EVEN_N)
-            if G % 2 == 0:  # one group left after the pairs
-                acc_b = _issue_group(a_smem, b_smem, ready, G - 1, spent, n_planes, a_reg,
-                                     STAGES, PLANES)
-                y, done = _retire_group(acc_a, y, G - 2, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                        b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
-                                        STAGES, MAGIC, EVEN_N)
-                y, done = _retire_group(acc_b, y, G - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                        b_desc, a_smem, b_smem, ready, off_m, off_n, 0, BK,
-                                        STAGES, MAGIC, EVEN_N)
-            else:
-                y, done = _retire_group(acc_a, y, G - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
-                                        b_desc, a_smem, b_smem, ready, off_m, off_n, 0, BK,
-                                        STAGES, MAGIC, EVEN_N)
-        else:  # spike mode: the planes of one group run back to back, then its epilogue
-            for g in range(0, G):
-                acc = _issue_group(a_smem, b_smem, ready, g, spent, n_planes, a_reg, STAGES,
-                                   PLANES)
-                y, spent = _retire_group(acc, y, g, G, st_ptr, N, offs_n, n_ok, a_desc, b_desc,
-                                         a_smem, b_smem, ready, off_m, off_n, 0, BK, STAGES,
-                                         MAGIC, EVEN_N)
+        acc_a = _issue_group(a_smem, b_smem, ready, 0, spent, STAGES)
+        for j in range(0, (G - 1) // 2):
+            g = 2 * j + 1
+            acc_b = _issue_group(a_smem, b_smem, ready, g, spent, STAGES)
+            y, done = _retire_group(acc_a, y, g - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                    b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
+                                    STAGES, MAGIC, EVEN_N)
+            acc_a = _issue_group(a_smem, b_smem, ready, g + 1, done, STAGES)
+            y, spent = _retire_group(acc_b, y, g, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                     b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
+                                     STAGES, MAGIC, EVEN_N)
+        if G % 2 == 0:  # one group left after the pairs
+            acc_b = _issue_group(a_smem, b_smem, ready, G - 1, spent, STAGES)
+            y, done = _retire_group(acc_a, y, G - 2, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                    b_desc, a_smem, b_smem, ready, off_m, off_n, 1, BK,
+                                    STAGES, MAGIC, EVEN_N)
+            y, done = _retire_group(acc_b, y, G - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                    b_desc, a_smem, b_smem, ready, off_m, off_n, 0, BK,
+                                    STAGES, MAGIC, EVEN_N)
+        else:
+            y, done = _retire_group(acc_a, y, G - 1, G, st_ptr, N, offs_n, n_ok, a_desc,
+                                    b_desc, a_smem, b_smem, ready, off_m, off_n, 0, BK,
+                                    STAGES, MAGIC, EVEN_N)
         for i in gl.static_range(STAGES):
             mbarrier.invalidate(ready.index(i))
 
@@ -236,8 +180,7 @@ def wgmma_supported(x: torch.Tensor, K: int, N: int, group_size: int, G: int) ->
 
 def w8a_gemm_wgmma(counts8: torch.Tensor, qdata: torch.Tensor, scale_t: torch.Tensor,
                    vth: torch.Tensor, absmax: torch.Tensor, bias: torch.Tensor | None,
-                   out: torch.Tensor, planes: int = 0, config: dict | None = None
-                   ) -> torch.Tensor:
+                   out: torch.Tensor, config: dict | None = None) -> torch.Tensor:
     """Write ``out [M, N]`` for the token blocks whose counts fit int8 (the others untouched).
 
     Args:
@@ -245,8 +188,7 @@ def w8a_gemm_wgmma(counts8: torch.Tensor, qdata: torch.Tensor, scale_t: torch.Te
         scale_t: float32 group scales transposed, ``[G, N]`` contiguous (``scale.t()``).
         vth: ``[M]`` float32; ``absmax``: ``[M]`` int32 largest ``|count|`` per token.
         bias: ``[N]`` or None; out: ``[M, N]`` (any float dtype, row stride ``out.stride(0)``).
-        planes: 0 for count mode, else spike mode's plane kind
-            (:data:`~spikingbrain.kernels.w8a_gemm_triton.SPIKE_PLANES`).
+        config: tile shape overriding :data:`WGMMA_CONFIG` keys (for tuning).
     """
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
@@ -264,6 +206,5 @@ def w8a_gemm_wgmma(counts8: torch.Tensor, qdata: torch.Tensor, scale_t: torch.Te
         a_desc, b_desc, scale_t, vth, bias if bias is not None else scale_t, out, absmax,
         M, N, G, out.stride(0), BM=BM, BN=BN, BK=BK, STAGES=cfg["STAGES"],
         GROUP_M=cfg["GROUP_M"], HAS_BIAS=bias is not None, MAGIC=cfg["MAGIC"], EVEN_N=N % BN == 0,
-        PLANES=planes,
         num_warps=cfg["num_warps"])
     return out
