@@ -6,9 +6,5 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 timeout 170 python3 -m pytest -q -x -m gpu tests/kernels/test_kernels_gpu.py -p no:cacheprovider 2>&1 | tail -15
-if [ "$1" = quick ]; then
-  timeout 200 python3 benchmarks/probe_wgmma.py --tokens 4096 --quick 2>&1 | tail -12
-else
-  timeout 200 python3 benchmarks/probe_wgmma.py --tokens 4096 --quick 2>&1 | tail -12
-  timeout 150 python3 benchmarks/gpu.py --section layers 2>&1 | tail -40
-fi
+timeout 200 python3 benchmarks/probe_wgmma.py --tokens 4096 --quick 2>&1 | tail -12
+[ "$1" = quick ] || timeout 150 python3 benchmarks/gpu.py --section layers 2>&1 | tail -40

@@ -70,7 +70,7 @@ def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRe
     if cfg.check_finite:
         _check_finite(x2, t.vth)
     y, _ = w8a_gemm(x2, t, layer.qdata, layer.scale, layer.bias, layer.group_size, scheme,
-                    scale_t=_scale_t(layer) if x2.is_cuda else None)
+                    scale_t=_scale_t(layer) if x2.is_cuda and scheme is None else None)
     record = None
     if layer._spike_observers:
         counts = exact_counts(x2, t).reshape(*lead, layer.in_features)
@@ -80,9 +80,9 @@ def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRe
 
 
 def _scale_t(layer) -> torch.Tensor | None:
-    """``layer.scale.t().contiguous()`` (the Hopper kernel's layout), kept on the layer and
-    rebuilt whenever ``scale`` moves or is written (its pointer, shape or version changes).
-    None for one group per row (the Hopper kernel needs groups)."""
+    """``layer.scale.t().contiguous()`` (the Hopper count-mode kernel's layout), kept on the
+    layer and rebuilt whenever ``scale`` moves or is written (its pointer, shape or version
+    changes). None for one group per row (the Hopper kernel needs groups)."""
     scale = layer.scale
     if scale.shape[1] == 1:
         return None

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _facts() -> dict:
     env = dict(os.environ, TRITON_INTERPRET="0", CUDA_VISIBLE_DEVICES="")
-    out = subprocess.run([sys.executable, str(ROOT / "tools/sm90_compile.py"), "--wgmma"], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=300)
+    out = subprocess.run([sys.executable, str(ROOT / "tools/sm90_compile.py"), "--wgmma"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
