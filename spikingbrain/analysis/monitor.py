@@ -199,7 +199,15 @@ class SpikeMonitor:
         flat = counts.reshape(-1, C)
         mask = self._mask
         lead = tuple(counts.shape[:-1])
-        if mask is not None and lead != tuple(mask.shape):
+        rows = rec.row_mask  # set by the model: False for padding and sink rows
+        if mask is not None and lead == tuple(mask.shape):
+            if rows is None:
+                flat = flat.index_select(0, self._mask_index.to(dev))
+            else:
+                flat = flat[mask.reshape(-1).to(dev) & rows.to(dev)]
+        elif rows is not None:
+            flat = flat[rows.to(dev)]
+        elif mask is not None:
             # narrow exception: inputs shaped like a leading part of the mask ([batch] for a
             # [batch, seq] mask) are per-sequence summaries (a pooler), not tokens: kept whole
             if not (len(lead) < mask.dim() and lead == tuple(mask.shape[:len(lead)])):
@@ -209,8 +217,6 @@ class SpikeMonitor:
                     f"a mask shaped like the layer inputs' leading dimensions (e.g. the "
                     f"attention mask [batch, seq]), or no mask"
                 )
-        elif mask is not None:
-            flat = flat.index_select(0, self._mask_index.to(dev))
         ci = flat.to(torch.int32)
         tokens = ci.shape[0]
         elements = tokens * C

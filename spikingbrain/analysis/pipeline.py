@@ -67,17 +67,14 @@ def run_text(model: nn.Module, tokenizer: Any, sentences: Sequence[str],
              on_batch: Progress | None = None) -> tuple[torch.Tensor, int]:
     """Run ``sentences`` through ``model`` in batches; returns (mean-pooled embeddings
     ``[n, hidden]``, number of real tokens). Padding tokens are masked out of ``mon``; a model
-    with ``gathers_tokens = True`` (MoE experts, sink tokens: inputs that are not shaped like
-    the batch) runs one sequence per batch, without padding."""
+    with ``marks_token_rows = True`` (the SpikingBrain models) marks its padding and
+    input-independent sink rows itself (:func:`spikingbrain.neurons.emitter.token_rows`), so
+    MoE experts' gathered rows are counted right too."""
     from spikingbrain.data import mean_pool
 
     if batch_size < 1 or max_length < 1:
         raise ValueError("batch_size and max_length must be >= 1")
-    gathers = bool(getattr(model, "gathers_tokens", False))
-    if gathers:
-        # layers that see gathered token subsets (MoE experts) or extra tokens (sinks) cannot
-        # be masked by shape: run one sequence at a time, so there is no padding to mask
-        batch_size = 1
+    marks = bool(getattr(model, "marks_token_rows", False))
     device = next(model.parameters()).device
     outs, n_tokens = [], 0
     for i in range(0, len(sentences), batch_size):
@@ -85,7 +82,7 @@ def run_text(model: nn.Module, tokenizer: Any, sentences: Sequence[str],
                           max_length=max_length, return_tensors="pt").to(device)
         mask = batch["attention_mask"]
         n_tokens += int(mask.sum())
-        if mon is not None and not gathers:
+        if mon is not None and not marks:
             with mon.token_mask(mask.bool()):
                 out = model(**batch)
         else:
@@ -187,6 +184,7 @@ def sweep_rows_from(k: float, stats: ModelStats, fidelity: dict[str, float] | No
     _, e = model_energy(stats, load_table(table))
     return {
         "k": k,
+        "tokens": total.tokens,
         "fraction_le_7": total.fraction_le_7,
         "fraction_gt_16": total.fraction_gt_16,
         "mean_spikes_per_channel": total.mean_spikes_per_channel,

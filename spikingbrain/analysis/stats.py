@@ -44,6 +44,10 @@ DEFAULT_HIST_RANGE = 4096
 DEFINITIONS: dict[str, str] = {
     "count": "Integer spike count c = round(x / Vth) of one input channel for one token "
     "(Vth = mean(|x|)/k per token, SpikingBrain report eq. 19-21).",
+    "tokens": "Real tokens only: padding is left out (by the token mask, or by the model itself "
+    "for the SpikingBrain models), and so are SpikingBrain-76B's sink tokens, which are "
+    "input-independent and belong to no token (they are computed once per sequence but never "
+    "counted). An MoE expert counts the tokens routed to it.",
     "elements": "Number of (token, channel) counts seen; padding tokens are excluded when a "
     "token mask is given.",
     "spikes_per_count": "Non-zero spikes of the expanded train of one count: |c| for binary and "

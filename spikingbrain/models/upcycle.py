@@ -1,10 +1,16 @@
 """MoE upcycling (SpikingBrain report section 3): a dense model's SwiGLU FFNs become MoE FFNs.
 
-Every routed and shared expert starts as an exact copy of the dense FFN, the router is random
-(normal, std ``router_std``, from ``seed``), and the expert outputs are scaled by
-``alpha = (S + k/N) ** (-1/3)`` (0.98 for S = 1, k = 1, N = 16). At initialisation the MoE
-therefore computes ``alpha * (S + sum of the k routing weights) * dense(x)`` per token: the
-report's equation, tested in ``tests/models/test_models_upcycle.py``.
+Every routed and shared expert starts as a copy of the dense FFN whose three projections
+(``gate_proj``, ``up_proj``, ``down_proj``) are multiplied by ``alpha = (S + k/N) ** (-1/3)``
+(0.98 for S = 1, k = 1, N = 16), and the router is random (normal, std ``router_std``, from
+``seed``). This is our reading of the report's eq. 18 (section 3.2): the expert *weights* are
+rescaled once, at initialisation, and the cube root spreads the factor ``1 / (S + k/N)`` over
+the three matrices of a SwiGLU expert, whose output is of degree about 3 in a common weight
+scale (exactly 3 for the up/down path, about 1 through SiLU for small gate values). The MoE
+forward then applies no scale of its own (``alpha = 1``), so a trained checkpoint is never
+scaled twice. Right after upcycling, the MoE output over the dense output is about
+``alpha ** 3 * (S + k/N) = 1`` (measured in ``tests/models/test_models_upcycle.py`` and
+docs/models.md).
 
 >>> import torch
 >>> from torch import nn
@@ -18,6 +24,7 @@ report's equation, tested in ``tests/models/test_models_upcycle.py``.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +61,7 @@ def upcycle(dense_model_or_config: Any, n_experts: int = 16, top_k: int = 1, n_s
             SpikingBrain-76B config (a copy with the MoE fields set is returned).
         n_experts, top_k, n_shared: N routed experts, k per token, S shared experts.
         seed: seeds the random routers (reproducible).
-        alpha: expert output scale (default ``(S + k/N) ** (-1/3)``).
+        alpha: scale folded into each expert projection (default ``(S + k/N) ** (-1/3)``).
         router_std: standard deviation of the random router weights.
         mlp_name: attribute name of the FFN inside each block.
         skip_layers: block indices (0-based, the number in ``layers.<i>.``) that stay dense;
@@ -86,8 +93,16 @@ def upcycle(dense_model_or_config: Any, n_experts: int = 16, top_k: int = 1, n_s
         moe = _moe_from_dense(dense, n_experts, top_k, n_shared, scale, router_std, generator)
         parent_name, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, attr, moe)
-    if config is not None and hasattr(config, "n_routed_experts"):
-        _set_moe_fields(config, n_experts, top_k, n_shared, scale, skip_layers)
+    if config is not None and hasattr(config, "moe_layers"):  # SpikingBrain-7B
+        _set_moe_fields(config, n_experts, top_k, n_shared)
+        config.moe_layers = sorted({*config.moe_layers,
+                                    *(_layer_index(name) for name, _ in targets)})
+    elif config is not None and hasattr(config, "n_routed_experts"):  # SpikingBrain-76B
+        _set_moe_fields(config, n_experts, top_k, n_shared)
+        config.dense_ffn_layers = sorted(skip_layers)
+    elif config is not None:
+        warnings.warn(f"{type(config).__name__} has no MoE fields: save_pretrained will not "
+                      "record the upcycled FFNs (only SpikingBrain configs can)", stacklevel=2)
     return UpcycleReport(layers=[name for name, _ in targets], alpha=scale)
 
 
@@ -105,10 +120,13 @@ def _moe_from_dense(dense: nn.Module, n_experts: int, top_k: int, n_shared: int,
     hidden, inter = gate.in_features, gate.out_features
     weight = gate.weight
     with torch.device("meta"):
-        moe = MoEFeedForward(hidden, inter, n_experts=n_experts, top_k=top_k, n_shared=n_shared,
-                             alpha=scale)
-    moe.experts = nn.ModuleList(copy.deepcopy(dense) for _ in range(n_experts))
-    moe.shared_experts = nn.ModuleList(copy.deepcopy(dense) for _ in range(n_shared))
+        moe = MoEFeedForward(hidden, inter, n_experts=n_experts, top_k=top_k, n_shared=n_shared)
+    scaled = copy.deepcopy(dense)
+    with torch.no_grad():
+        for name in _SWIGLU_NAMES:
+            getattr(scaled, name).weight.mul_(scale)
+    moe.experts = nn.ModuleList(copy.deepcopy(scaled) for _ in range(n_experts))
+    moe.shared_experts = nn.ModuleList(copy.deepcopy(scaled) for _ in range(n_shared))
     router = torch.randn(n_experts, hidden, generator=generator) * router_std
     moe.router = nn.Linear(hidden, n_experts, bias=False, device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
@@ -116,11 +134,9 @@ def _moe_from_dense(dense: nn.Module, n_experts: int, top_k: int, n_shared: int,
     return moe
 
 
-def _set_moe_fields(config: Any, n_experts: int, top_k: int, n_shared: int, scale: float,
-                    dense_layers: list[int]) -> None:
+def _set_moe_fields(config: Any, n_experts: int, top_k: int, n_shared: int) -> None:
     config.n_routed_experts, config.num_experts_per_tok = n_experts, top_k
-    config.n_shared_experts, config.moe_alpha = n_shared, scale
-    config.dense_ffn_layers = sorted(dense_layers)
+    config.n_shared_experts, config.moe_alpha = n_shared, 1.0  # the scale is in the weights
 
 
 def _upcycle_config(config: Any, n_experts: int, top_k: int, n_shared: int, scale: float) -> Any:
@@ -128,5 +144,5 @@ def _upcycle_config(config: Any, n_experts: int, top_k: int, n_shared: int, scal
         raise TypeError(f"upcycle takes an nn.Module or a SpikingBrain-76B config, got "
                         f"{type(config).__name__}; pass the model to upcycle its FFNs")
     new = copy.deepcopy(config)
-    _set_moe_fields(new, n_experts, top_k, n_shared, scale, list(new.dense_ffn_layers))
+    _set_moe_fields(new, n_experts, top_k, n_shared)
     return new

@@ -52,22 +52,24 @@ def _check_args(model_dir: str, layers: str, out: Path, scheme: str, k: float,
     return out, cfg
 
 
-def _print_summary(console: Any, chosen: dict, data: Any, n_tok: int) -> None:
-    """One table row per exported layer: shape, coding, recorded input events."""
+def _print_summary(console: Any, chosen: dict, data: Any) -> None:
+    """One table row per exported layer: shape, coding, token rows seen, input events."""
     from rich import box
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("layer", overflow="fold")
-    for col in ("in->out", "coding", "events", "per token·ch"):
+    for col in ("in->out", "coding", "tokens", "events", "per token·ch"):
         table.add_column(col, justify="right", overflow="fold")
     for name, m in chosen.items():
         ev = data.nodes[f"{name}.regroup"].observables["spikes"]
         n_ev = int((ev.idx >= 0).sum())
+        # the token rows this layer saw (an MoE expert sees the tokens routed to it)
+        rows = int(data.nodes[f"{name}.threshold"].observables["vth"].data.shape[0])
         c = m.config
         coding = f"{c.scheme} k={c.k:g} T={'min' if c.T is None else c.T}"
-        table.add_row(name, f"{m.in_features}->{m.out_features}", coding, f"{n_ev:,}",
-                      f"{n_ev / max(1, n_tok * m.in_features):.3f}")
+        table.add_row(name, f"{m.in_features}->{m.out_features}", coding, f"{rows:,}",
+                      f"{n_ev:,}", f"{n_ev / max(1, rows * m.in_features):.3f}")
     console.print(table)
 
 
@@ -134,9 +136,10 @@ def register_export_nir(export_app: typer.Typer) -> None:
         except (ValueError, TypeError) as err:
             fail(str(err))
         console.print(f"[bold]NIR export[/bold] of {model_dir}: {how}")
-        _print_summary(console, chosen, data, batch["input_ids"].shape[1])
+        _print_summary(console, chosen, data)
         console.print(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges, "
                       f"{'chained' if chain else 'independent'} layers, "
-                      f"{batch['input_ids'].shape[1]} tokens")
+                      f"{batch['input_ids'].shape[1]} tokens run (padding and sink tokens are "
+                      f"never recorded)")
         for f in files:
             console.print(f"wrote {f} ({f.stat().st_size / 1024:.1f} KiB)")

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikingbrain.neurons.emitter import is_observed, token_rows_of
 from spikingbrain.utils.optional import require
 
 __all__ = ["events_from_nir", "events_to_nir", "layer_nir_data", "nir_input_spikes",
@@ -175,7 +176,12 @@ def record_nir_data(layers: Mapping[str, nn.Module], run: Callable[[], Any] | to
     handles = []
     for name, layer in layers.items():
         def hook(mod: nn.Module, args: tuple, out: Any, name: str = name) -> None:
-            seen.setdefault(name, args[0].detach())
+            # the first call that carries tokens: a model's sink pass (input-independent,
+            # no token) is unobserved, and padding / sink rows are dropped by the model's mask
+            if name not in seen and is_observed():
+                rows = token_rows_of(args[0].detach())
+                if rows.shape[0]:
+                    seen[name] = rows
         handles.append(layer.register_forward_hook(hook))
     try:
         if isinstance(run, torch.Tensor):

@@ -68,3 +68,55 @@ def test_convert_analyze_and_export_lava(tmp_path, kind):
                     "--tokens", "4", "--out", str(tmp_path / "bundle")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "bundle.npz").is_file()
+
+
+def test_76b_sinks_and_padding_are_no_tokens_in_analyze_sweep_and_nir(tmp_path):
+    """Two sentences of a few tokens: every non-expert layer of the 76B counts exactly their
+    real tokens (not the 4 sink rows per sentence, not the padding of the shorter one), in
+    analyze, sweep-k and the NIR export (an expert included)."""
+    src = _tiny_folder(tmp_path, "76b")
+    run = CliRunner().invoke
+    assert run(app, ["convert", str(src), str(tmp_path / "conv"), "--group-size", "32"]
+               ).exit_code == 0
+    text = tmp_path / "t.txt"
+    text.write_text("Spiking neurons fire.\nThe quick brown fox jumps over the lazy dog.\n")
+    tok = load_minilm()[1]
+    real = sum(len(tok(s)["input_ids"]) for s in text.read_text().splitlines())
+    res = run(app, ["analyze", str(tmp_path / "conv"), "--text", str(text), "--out",
+                    str(tmp_path / "report")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "report" / "report.json").read_text())
+    plain = [la for la in rep["layers"] if "experts." not in la["name"]]
+    assert plain and all(la["tokens"] == real for la in plain), \
+        {la["name"]: la["tokens"] for la in plain}
+    routed = [la for la in rep["layers"] if ".mlp.experts." in la["name"]
+              and la["name"].endswith("gate_proj")]
+    assert sum(la["tokens"] for la in routed) == real  # top-1: each token reaches one expert
+    assert "sink tokens" in json.dumps(rep["definitions"])
+    res = run(app, ["sweep-k", str(src), "--text", str(text), "--k", "2,3",
+                    "--out", str(tmp_path / "sweep")])
+    assert res.exit_code == 0, res.output
+    sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    first_layer_tokens = real * sum(1 for la in plain if la["name"] == plain[0]["name"])
+    assert all(row["tokens"] % real == 0 and row["tokens"] >= first_layer_tokens
+               for row in sweep["rows"]), sweep["rows"]
+    from spikingbrain.neuromorphic.nir_import import read_nir_data
+
+    res = run(app, ["export", "nir", str(tmp_path / "conv"), "--layers",
+                    "model.layers.1.attn.q_proj", "--tokens", "5", "--out",
+                    str(tmp_path / "q.nir")])
+    assert res.exit_code == 0, res.output
+    data = read_nir_data(tmp_path / "q.data.nir")
+    assert data.nodes["model.layers.1.attn.q_proj.threshold"].observables["vth"].data.shape[0] \
+        == 5
+    reached = 0  # top-1 routing: the 5 tokens reach the experts 5 times in all
+    for e in range(4):
+        name = f"model.layers.1.mlp.experts.{e}.gate_proj"
+        res = run(app, ["export", "nir", str(tmp_path / "conv"), "--layers", name,
+                        "--tokens", "5", "--out", str(tmp_path / f"e{e}.nir")])
+        if res.exit_code:
+            assert "did not call" in res.output, res.output
+            continue
+        rows = read_nir_data(tmp_path / f"e{e}.data.nir").nodes[f"{name}.threshold"]
+        reached += rows.observables["vth"].data.shape[0]
+    assert reached == 5

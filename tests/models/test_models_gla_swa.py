@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from spikingbrain.models import from_transformer, register
+from spikingbrain.models._common import cache_of
 from spikingbrain.models.gla_swa import GLAswaConfig, GLAswaForCausalLM
 
 TINY = dict(vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
@@ -51,7 +52,8 @@ def test_windows_shorter_than_the_input_change_the_result():
 @pytest.fixture
 def tiny():
     torch.manual_seed(0)
-    return GLAswaForCausalLM(GLAswaConfig(**TINY, sliding_window=6, prefill_chunk_tokens=0)).eval()
+    return GLAswaForCausalLM(GLAswaConfig(**TINY, sliding_window=6, prefill_chunk_tokens=0,
+                                          decode_window="flash")).eval()
 
 
 @pytest.mark.parametrize("prefill", [1, 9, 15])
@@ -60,9 +62,9 @@ def test_prefill_plus_cached_decoding_equals_full_forward(tiny, prefill):
     with torch.no_grad():
         full = tiny(input_ids=ids, use_cache=False).logits
         out = tiny(input_ids=ids[:, :prefill], use_cache=True)
-        logits, cache = [out.logits], out.past_key_values
+        logits, cache = [out.logits], cache_of(out)
         for t in range(prefill, 24):
-            out = tiny(input_ids=ids[:, t:t + 1], past_key_values=cache, use_cache=True)
+            out = tiny(input_ids=ids[:, t:t + 1], cache=cache, use_cache=True)
             logits.append(out.logits)
     torch.testing.assert_close(torch.cat(logits, 1), full, rtol=1e-5, atol=1e-5)
 
@@ -94,26 +96,15 @@ def test_decoding_memory_is_flat_beyond_the_window():
     sizes = {}
     with torch.no_grad():
         out = model(input_ids=torch.randint(3, 96, (1, 1024)), use_cache=True)
-        cache = out.past_key_values
+        cache = cache_of(out)
         sizes[1024] = cache.nbytes()
         ids = torch.randint(3, 96, (1, 7 * 1024))
         for s in range(0, ids.shape[1], 1024):  # 7k more tokens, a chunk at a time
-            cache = model(input_ids=ids[:, s:s + 1024], past_key_values=cache).past_key_values
+            cache = cache_of(model(input_ids=ids[:, s:s + 1024], cache=cache))
         sizes[8192] = cache.nbytes()
-        cache = model(input_ids=ids[:, :1], past_key_values=cache).past_key_values
+        cache = cache_of(model(input_ids=ids[:, :1], cache=cache))
     assert cache.seen_tokens == 8193
     assert sizes[1024] == sizes[8192] == cache.nbytes() > 0
-
-
-def test_left_padding_is_refused_right_padding_is_fine(tiny):
-    ids = torch.randint(3, 96, (2, 6))
-    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
-    with torch.no_grad():
-        a = tiny(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        b = tiny(input_ids=ids[:1, :4], use_cache=False).logits
-    torch.testing.assert_close(a[:1, :4], b, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="right-padded"):
-        tiny(input_ids=ids, attention_mask=mask.flip(1))
 
 
 def test_public_names_and_auto_classes(tmp_path, tiny):

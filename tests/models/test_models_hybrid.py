@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from spikingbrain.models._common import cache_of
 from spikingbrain.models.hybrid import (
     SpikingBrainMoEConfig,
     SpikingBrainMoEForCausalLM,
@@ -35,7 +36,7 @@ def test_prefill_then_decode_equals_full_forward(overrides):
     out = model(ids[:, :6], use_cache=True)
     logits = [out.logits]
     for t in range(6, 14):
-        logits.append(model(ids[:, t : t + 1], past_key_values=out.past_key_values).logits)
+        logits.append(model(ids[:, t : t + 1], cache=cache_of(out)).logits)
     torch.testing.assert_close(torch.cat(logits, 1), full, rtol=1e-5, atol=1e-6)
     model.config.prefill_chunk_tokens = 4  # chunked prefill gives the same logits
     torch.testing.assert_close(model(ids, use_cache=True).logits, full, rtol=1e-5, atol=1e-6)
@@ -47,10 +48,10 @@ def test_sinks_matter_and_are_computed_once():
     ids = torch.randint(0, 97, (1, 8))
     base = model(ids, use_cache=False).logits
     out = model(ids, use_cache=True)
-    sink_k = out.past_key_values.layers[1].sink_k
+    sink_k = cache_of(out).layers[1].sink_k
     assert sink_k.shape == (1, 2, 3, 8)  # batch 1: shared by every sequence
-    model.model(ids[:, :1], past_key_values=out.past_key_values)
-    assert out.past_key_values.layers[1].sink_k is sink_k
+    model.model(ids[:, :1], cache=cache_of(out))
+    assert cache_of(out).layers[1].sink_k is sink_k
     model.model.sink_tokens.add_(1.0)
     assert not torch.allclose(model(ids, use_cache=False).logits, base)
 
@@ -70,11 +71,11 @@ def test_generate_equals_greedy_full_forward():
 def test_cache_memory_flat_beyond_window_except_full_attention_layers():
     model = _tiny(num_hidden_layers=2, full_attention_layers=[1]).float()
     out = model(torch.randint(0, 97, (1, 8)), use_cache=True)
-    cache = out.past_key_values
+    cache = cache_of(out)
     sizes = []
     for step in range(24):
-        model(torch.tensor([[step % 97]]), past_key_values=cache)
-        sizes.append([cache.layers[0].k.shape[2], cache.layers[1].k.shape[2]])
+        model(torch.tensor([[step % 97]]), cache=cache)
+        sizes.append([len(cache.layers[0].kv), len(cache.layers[1].kv)])
     assert all(s[0] == 5 for s in sizes)  # sliding layer: the window, constant
     assert [s[1] for s in sizes] == list(range(9, 33))  # full-attention layer: grows
     assert cache.layers[0].gla_state.shape == (1, 4, 8, 8)
@@ -121,7 +122,7 @@ def test_full_size_on_meta_76b_total_12b_active():
     assert len(moe_layers) == 21 and {0, 1, 2, 4, 6, 8, 10}.isdisjoint(moe_layers)
     assert [i for i, layer in enumerate(model.model.layers) if layer.attn.window is None] == \
         [6, 13, 20, 27]
-    assert model.model.layers[3].mlp.alpha == pytest.approx(0.98, abs=5e-3)
+    assert model.model.layers[3].mlp.alpha == 1.0  # upcycling folds its scale into weights
     assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 28 * 8 + 21 * 52 + 7 * 3 + 1
 
 
@@ -148,12 +149,18 @@ def test_convert_and_monitor_see_the_experts():
     assert "model.layers.1.mlp.experts.3.up_proj" in names
     assert "model.layers.2.mlp.shared_experts.0.down_proj" in names
     assert "model.layers.0.linear_attn.k_proj" in names and "lm_head" not in names
+    ids = torch.randint(0, 97, (2, 9))
     with torch.no_grad(), monitor(model) as mon:
-        model(torch.randint(0, 97, (2, 9)), use_cache=False)
+        model(ids, use_cache=False)
     stats = {s.name: s for s in mon.stats().layers}
     expert_tokens = [stats[f"model.layers.1.mlp.experts.{e}.gate_proj"].tokens for e in range(4)]
-    assert sum(expert_tokens) == 2 * (3 + 9)  # every token (sinks included) reaches 1 expert
-    assert stats["model.layers.1.mlp.shared_experts.0.gate_proj"].tokens == 2 * 12
+    # every token reaches 1 expert; the 3 sink rows per sequence are computed but not counted
+    assert sum(expert_tokens) == 2 * 9
+    assert stats["model.layers.1.mlp.shared_experts.0.gate_proj"].tokens == 2 * 9
+    with torch.no_grad(), monitor(model) as cached:  # the cached path runs the sinks alone
+        model(ids, use_cache=True)
+    assert {s.name: s.tokens for s in cached.stats().layers} == \
+        {s.name: s.tokens for s in mon.stats().layers}
 
 
 def test_config_rejects_bad_choices():
@@ -175,7 +182,7 @@ def test_upcycle_dense_hybrid_into_moe_layout():
     report = upcycle(model, n_experts=4, top_k=1, n_shared=1, seed=0, skip_layers=[0])
     assert report.layers == [f"model.layers.{i}.mlp" for i in (1, 2, 3)]
     cfg = model.config
-    assert cfg.dense_ffn_layers == [0] and cfg.moe_alpha == pytest.approx((1 + 1 / 4) ** (-1 / 3))
+    assert cfg.dense_ffn_layers == [0] and cfg.moe_alpha == 1.0  # the scale is in the weights
     rebuilt = SpikingBrainMoEForCausalLM(cfg)
     assert set(rebuilt.state_dict()) == set(model.state_dict())
     new_cfg = upcycle(SpikingBrainMoEConfig.tiny(dense_ffn_layers=[0, 1]), n_experts=8)
@@ -187,10 +194,10 @@ def test_cache_memory_same_at_1k_and_8k_tokens_without_full_attention_layers():
     model = _tiny(num_hidden_layers=2, full_attention_layers=[], prefill_chunk_tokens=512).float()
     sizes = {}
     for n_tokens in (1024, 8192):
-        cache = model(torch.randint(0, 97, (1, n_tokens)), use_cache=True,
-                      logits_to_keep=1).past_key_values
+        cache = cache_of(model(torch.randint(0, 97, (1, n_tokens)), use_cache=True,
+                               logits_to_keep=1))
         for step in range(3):
-            model(torch.tensor([[step]]), past_key_values=cache, logits_to_keep=1)
+            model(torch.tensor([[step]]), cache=cache, logits_to_keep=1)
         sizes[n_tokens] = cache.memory_bytes()
     print(f"76B tiny cache bytes: {sizes}")
     assert sizes[1024] == sizes[8192] > 0
@@ -240,12 +247,12 @@ def test_cli_convert_tiny_76b_folder_and_reload(tmp_path):
 def test_cache_reorder_for_beam_search_keeps_shared_sinks():
     model = _tiny()
     ids = torch.randint(0, 97, (2, 7))
-    cache = model(ids, use_cache=True).past_key_values
-    swapped = model(ids.flip(0), use_cache=True).past_key_values
+    cache = cache_of(model(ids, use_cache=True))
+    swapped = cache_of(model(ids.flip(0), use_cache=True))
     cache.reorder_cache(torch.tensor([1, 0]))
     for a, b in zip(cache.layers, swapped.layers, strict=True):
         assert a.sink_k.shape[0] == 1
-        torch.testing.assert_close(a.k, b.k)
+        torch.testing.assert_close(a.kv.k, b.kv.k)
         torch.testing.assert_close(a.gla_state, b.gla_state)
     beams = model.generate(ids[:1], max_new_tokens=3, num_beams=2, do_sample=False)
     assert beams.shape == (1, 10) and torch.equal(beams[:, :7], ids[:1])

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from spikingbrain.models._common import check_decode_window
+
 __all__ = ["GLAswaConfig"]
 
 
@@ -28,7 +30,22 @@ class GLAswaConfig(PretrainedConfig):
         attn_layers: indices of the sliding-window softmax-attention layers (default: the odd
             ones, as the public code computes); every other layer is GLA.
         gate_low_rank_dim, gate_logit_normalizer: GLA gate ``log g = logsigmoid(gk_proj(x)) /
-            gate_logit_normalizer`` with ``gk_proj`` of rank ``gate_low_rank_dim`` (16, 16).
+            gate_logit_normalizer`` with ``gk_proj`` of rank ``gate_low_rank_dim`` (16, 16);
+            ``gate_low_rank_dim=None`` makes ``gk_proj`` one full-rank linear (hidden ->
+            kv_heads x head_dim, with bias), the layout of the public W8ASpike checkpoint.
+        decode_window: ``"public"`` (default) or ``"flash"``. Prefill always follows
+            flash-attention's window (a query sees ``sliding_window + 1`` keys). A token decoded
+            one at a time through the cache sees ``sliding_window`` keys with ``"public"``
+            (what the public SpikingBrain-7B cache keeps, so a loaded public checkpoint
+            generates as the public code does) and ``sliding_window + 1`` with ``"flash"``
+            (decoding then equals a full forward at every length).
+        attention_quant: ``None`` (float attention) or ``"w8aspike"``: inside every
+            sliding-window layer, after RoPE, the query is spiked per (token, head) with
+            ``k = 3`` and K and V are fake-quantised to int8 per (token, head), as the public
+            W8ASpike code does (set by the public-checkpoint loader).
+        moe_layers, n_routed_experts, num_experts_per_tok, n_shared_experts, moe_alpha,
+            norm_topk_prob: an upcycled 7B (:func:`spikingbrain.models.upcycle`) has MoE FFNs
+            at ``moe_layers`` (default none: the dense 7B).
         prefill_chunk_tokens: a prompt longer than this is run through the cache in chunks of
             this many tokens (0: never), so long inputs fit in memory.
         gla_backend: ``auto`` (flash-linear-attention on CUDA when installed, else the chunked
@@ -51,7 +68,11 @@ class GLAswaConfig(PretrainedConfig):
                  tie_word_embeddings: bool = False, initializer_range: float = 0.02,
                  attn_layers: list[int] | None = None, gate_low_rank_dim: int = 16,
                  gate_logit_normalizer: float = 16.0, prefill_chunk_tokens: int = 8192,
-                 gla_backend: str = "auto", **kwargs) -> None:
+                 gla_backend: str = "auto", decode_window: str = "public",
+                 attention_quant: str | None = None, moe_layers: list[int] | None = None,
+                 n_routed_experts: int = 16, num_experts_per_tok: int = 1,
+                 n_shared_experts: int = 1, moe_alpha: float = 1.0,
+                 norm_topk_prob: bool = False, **kwargs) -> None:
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -76,6 +97,12 @@ class GLAswaConfig(PretrainedConfig):
         self.gate_logit_normalizer = gate_logit_normalizer
         self.prefill_chunk_tokens = prefill_chunk_tokens
         self.gla_backend = gla_backend
+        self.decode_window = decode_window
+        self.attention_quant = attention_quant
+        self.moe_layers = sorted(int(i) for i in (moe_layers or []))
+        self.n_routed_experts, self.num_experts_per_tok = n_routed_experts, num_experts_per_tok
+        self.n_shared_experts, self.moe_alpha = n_shared_experts, float(moe_alpha)
+        self.norm_topk_prob = norm_topk_prob
         kwargs.pop("fuse_cross_entropy", None)  # training-kernel switches of the public code
         for key in ("enable_spike", "spike_dynamic_scale", "spike_bitwidth"):
             kwargs.pop(key, None)
@@ -85,9 +112,18 @@ class GLAswaConfig(PretrainedConfig):
                          **kwargs)
 
     def _validate(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of "
                              f"num_attention_heads {self.num_attention_heads}")
+        if (self.hidden_size // self.num_attention_heads) % 2:
+            raise ValueError(f"head_dim = hidden_size / num_attention_heads = "
+                             f"{self.hidden_size // self.num_attention_heads} must be even "
+                             "(RoPE rotates pairs of channels)")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads {self.num_attention_heads} must be a multiple "
                              f"of num_key_value_heads {self.num_key_value_heads}")
@@ -99,6 +135,19 @@ class GLAswaConfig(PretrainedConfig):
         if self.use_short_conv:
             raise ValueError("use_short_conv=True is not supported (SpikingBrain-7B does not use "
                              "it)")
+        check_decode_window(self.decode_window)
+        if self.attention_quant not in (None, "w8aspike"):
+            raise ValueError(f"attention_quant must be None or 'w8aspike', got "
+                             f"{self.attention_quant!r}")
+        if self.gate_low_rank_dim is not None and self.gate_low_rank_dim < 1:
+            raise ValueError(f"gate_low_rank_dim must be >= 1, or None for a full-rank gate, "
+                             f"got {self.gate_low_rank_dim}")
+        if any(not 0 <= i < self.num_hidden_layers for i in self.moe_layers):
+            raise ValueError(f"moe_layers must hold layer indices in [0, "
+                             f"{self.num_hidden_layers}), got {self.moe_layers}")
+        if self.moe_layers and not 1 <= self.num_experts_per_tok <= self.n_routed_experts:
+            raise ValueError(f"need 1 <= num_experts_per_tok ({self.num_experts_per_tok}) <= "
+                             f"n_routed_experts ({self.n_routed_experts})")
         if self.gla_backend not in ("auto", "chunked", "recurrent", "naive", "fla"):
             raise ValueError(f"gla_backend must be auto, chunked, recurrent or fla, got "
                              f"{self.gla_backend!r}")

@@ -1,35 +1,46 @@
-"""Blocks of SpikingBrain-7B: sliding-window attention, gated linear attention, SwiGLU FFN,
-under the public parameter names (``attn.q_proj``, ``attn.gk_proj.0``, ``attn.g_norm``,
-``mlp.gate_proj`` ...)."""
+"""Blocks of SpikingBrain-7B: sliding-window attention, gated linear attention, SwiGLU (or,
+upcycled, MoE) FFN, under the public parameter names (``attn.q_proj``, ``attn.gk_proj.0``,
+``attn.g_norm``, ``mlp.gate_proj`` ...).
+
+Every attention layer takes a :class:`Step`: where the new tokens sit (their
+:class:`~spikingbrain.models._common.Layout`, padding included), the RoPE tables, and the
+cache (or None)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikingbrain.models._common import Layout, mask_recurrent_inputs, merge_heads, split_heads
 from spikingbrain.models.gla_swa.cache import GLAswaCache
 from spikingbrain.models.gla_swa.configuration import GLAswaConfig
 from spikingbrain.models.ops.attention import softmax_attention
+from spikingbrain.models.ops.attn_quant import quantize_attention_inputs
 from spikingbrain.models.ops.gla import gla
-from spikingbrain.models.ops.moe import SwiGLUMLP
+from spikingbrain.models.ops.moe import MoEFeedForward, SwiGLUMLP
 from spikingbrain.models.ops.norm import RMSNorm
 from spikingbrain.models.ops.rope import apply_rope
 
-__all__ = ["GLAswaBlock", "GatedLinearAttention", "SlidingWindowAttention", "merge_heads",
-           "split_heads"]
+__all__ = ["GLAswaBlock", "GatedLinearAttention", "SlidingWindowAttention", "Step",
+           "merge_heads", "split_heads"]
 
 
-def split_heads(x: torch.Tensor, n: int) -> torch.Tensor:
-    """``[B, L, n * D] -> [B, n, L, D]``."""
-    B, L, _ = x.shape
-    return x.view(B, L, n, -1).transpose(1, 2)
+@dataclass
+class Step:
+    """One forward call's view of its new tokens."""
 
+    layout: Layout
+    rope: tuple[torch.Tensor, torch.Tensor]
+    cache: GLAswaCache | None = None
 
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """``[B, n, L, D] -> [B, L, n * D]``."""
-    B, n, L, D = x.shape
-    return x.transpose(1, 2).reshape(B, L, n * D)
+    @property
+    def decoding(self) -> bool:
+        """One new token after cached ones (a generation step)."""
+        return self.cache is not None and self.layout.length == 1 and \
+            self.cache.seen_tokens > 0
 
 
 class _QKV(nn.Module):
@@ -44,38 +55,52 @@ class _QKV(nn.Module):
 
 
 class SlidingWindowAttention(_QKV):
-    """Softmax attention with RoPE over the last ``sliding_window`` keys (flash semantics)."""
+    """Softmax attention with RoPE over the last ``sliding_window`` keys (flash semantics in
+    prefill; ``config.decode_window`` in decoding)."""
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
-                cache: GLAswaCache | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, step: Step) -> torch.Tensor:
         cfg = self.cfg
-        q = apply_rope(split_heads(self.q_proj(x), cfg.num_attention_heads), *rope)
-        k = apply_rope(split_heads(self.k_proj(x), cfg.num_key_value_heads), *rope)
+        q = apply_rope(split_heads(self.q_proj(x), cfg.num_attention_heads), *step.rope)
+        k = apply_rope(split_heads(self.k_proj(x), cfg.num_key_value_heads), *step.rope)
         v = split_heads(self.v_proj(x), cfg.num_key_value_heads)
-        q_start = cache.seen_tokens if cache is not None else 0
-        k_start = q_start
-        if cache is not None:
-            k, v, k_start = cache.append_kv(self.idx, k, v)
-        o = softmax_attention(q, k, v, window=cfg.sliding_window, q_start=q_start,
-                              k_start=k_start)
-        if cache is not None:
-            cache.trim(self.idx)
+        if cfg.attention_quant == "w8aspike":
+            q, k, v = quantize_attention_inputs(q, k, v)
+        lay = step.layout
+        window = cfg.sliding_window
+        if window is not None and step.decoding and cfg.decode_window == "public":
+            window -= 1  # the public cache: w keys including the current one
+        k_pos, k_start = lay.pos, lay.start
+        if step.cache is not None:
+            k, v, k_pos, k_start = step.cache.window_kv(self.idx).extend(k, v, lay)
+        if k_pos is not None:
+            q_pos = lay.pos if lay.pos is not None else (
+                torch.arange(lay.length, device=k_pos.device) + lay.start)[None].expand(
+                x.shape[0], -1)
+            o = softmax_attention(q, k, v, window=window, q_pos=q_pos, k_pos=k_pos)
+        else:
+            o = softmax_attention(q, k, v, window=window, q_start=lay.start, k_start=k_start)
         return self.o_proj(merge_heads(o))
 
 
 class GatedLinearAttention(_QKV):
-    """GLA: ReLU feature maps on q and k, a low-rank key-dimension gate
-    ``log g = logsigmoid(gk_proj(x)) / gate_logit_normalizer``, K/V/gate repeated over the
-    head groups, per-head RMSNorm ``g_norm`` of the output, then ``o_proj``."""
+    """GLA: ReLU feature maps on q and k, a key-dimension gate
+    ``log g = logsigmoid(gk_proj(x)) / gate_logit_normalizer`` (``gk_proj`` low-rank, or
+    full-rank with ``gate_low_rank_dim=None``), K/V/gate repeated over the head groups,
+    per-head RMSNorm ``g_norm`` of the output, then ``o_proj``. Padding steps leave the
+    state unchanged."""
 
     def __init__(self, cfg: GLAswaConfig, idx: int) -> None:
         super().__init__(cfg, idx)
         hk, d = cfg.num_key_value_heads, cfg.head_dim
-        self.gk_proj = nn.Sequential(nn.Linear(cfg.hidden_size, cfg.gate_low_rank_dim, bias=False),
-                                     nn.Linear(cfg.gate_low_rank_dim, hk * d, bias=True))
+        if cfg.gate_low_rank_dim is None:
+            self.gk_proj = nn.Linear(cfg.hidden_size, hk * d, bias=True)
+        else:
+            self.gk_proj = nn.Sequential(
+                nn.Linear(cfg.hidden_size, cfg.gate_low_rank_dim, bias=False),
+                nn.Linear(cfg.gate_low_rank_dim, hk * d, bias=True))
         self.g_norm = RMSNorm(d, eps=cfg.norm_eps)
 
-    def forward(self, x: torch.Tensor, rope, cache: GLAswaCache | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, step: Step) -> torch.Tensor:
         cfg = self.cfg
         rep = cfg.num_attention_heads // cfg.num_key_value_heads
         q = split_heads(F.relu(self.q_proj(x)), cfg.num_attention_heads)
@@ -84,13 +109,25 @@ class GatedLinearAttention(_QKV):
         # the gate in float32 at least (float64 models keep float64)
         log_g = split_heads(F.logsigmoid(self.gk_proj(x).to(torch.promote_types(
             x.dtype, torch.float32))) / cfg.gate_logit_normalizer, cfg.num_key_value_heads)
+        k, v, log_g = mask_recurrent_inputs(step.layout.valid, k, v, log_g)
         k, v, log_g = (t.repeat_interleave(rep, 1) for t in (k, v, log_g))
+        cache = step.cache
         h0 = cache.state.get(self.idx) if cache is not None else None
         o, state = gla(q, k, v, log_g, initial_state=h0, output_final_state=cache is not None,
                        backend=cfg.gla_backend)
         if cache is not None:
             cache.state[self.idx] = state
         return self.o_proj(merge_heads(self.g_norm(o.to(x.dtype))))
+
+
+def feed_forward(cfg: GLAswaConfig, idx: int) -> nn.Module:
+    """The FFN of block ``idx``: dense SwiGLU, or MoE where ``config.moe_layers`` says."""
+    if idx in cfg.moe_layers:
+        return MoEFeedForward(cfg.hidden_size, cfg.intermediate_size,
+                              n_experts=cfg.n_routed_experts, top_k=cfg.num_experts_per_tok,
+                              n_shared=cfg.n_shared_experts, alpha=cfg.moe_alpha,
+                              normalize_topk=cfg.norm_topk_prob)
+    return SwiGLUMLP(cfg.hidden_size, cfg.intermediate_size)
 
 
 class GLAswaBlock(nn.Module):
@@ -103,8 +140,11 @@ class GLAswaBlock(nn.Module):
         self.attn = (SlidingWindowAttention if self.kind == "swa" else GatedLinearAttention)(
             cfg, idx)
         self.mlp_norm = RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
-        self.mlp = SwiGLUMLP(cfg.hidden_size, cfg.intermediate_size)
+        self.mlp = feed_forward(cfg, idx)
 
-    def forward(self, x: torch.Tensor, rope, cache: GLAswaCache | None) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), rope, cache)
-        return x + self.mlp(self.mlp_norm(x))
+    def forward(self, x: torch.Tensor, step: Step) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), step)
+        h = self.mlp_norm(x)
+        if isinstance(self.mlp, MoEFeedForward):
+            return x + self.mlp(h, valid=step.layout.valid)
+        return x + self.mlp(h)

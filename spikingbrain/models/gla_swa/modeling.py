@@ -19,16 +19,27 @@ torch.Size([1, 7])
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
+from spikingbrain.models._common import (
+    Layout,
+    cache_of,
+    carry_over_padding,
+    causal_lm_loss,
+    check_inputs,
+    init_weights_,
+    model_output,
+    new_token_mask,
+    pick_cache,
+)
 from spikingbrain.models.gla_swa.cache import GLAswaCache
 from spikingbrain.models.gla_swa.configuration import GLAswaConfig
-from spikingbrain.models.gla_swa.layers import GLAswaBlock
+from spikingbrain.models.gla_swa.layers import GLAswaBlock, Step
 from spikingbrain.models.ops.norm import RMSNorm
 from spikingbrain.models.ops.rope import rope_cos_sin
+from spikingbrain.neurons.emitter import token_rows
 
 __all__ = ["GLAswaCache", "GLAswaForCausalLM", "GLAswaModel", "GLAswaPreTrainedModel"]
 
@@ -36,6 +47,8 @@ __all__ = ["GLAswaCache", "GLAswaForCausalLM", "GLAswaModel", "GLAswaPreTrainedM
 class GLAswaPreTrainedModel(PreTrainedModel):
     config_class = GLAswaConfig
     base_model_prefix = "model"
+    #: the model marks padding (and sink) rows of its spike records itself (token_rows)
+    marks_token_rows = True
     _no_split_modules = ["GLAswaBlock"]
     supports_gradient_checkpointing = False
 
@@ -47,36 +60,12 @@ class GLAswaPreTrainedModel(PreTrainedModel):
         init_weights_(module, self.config.initializer_range)
 
 
-def init_weights_(module: nn.Module, std: float) -> bool:
-    """The SpikingBrain models' initialisation of one module (normal linear and embedding
-    weights, zero biases, unit norms); whether the module was one of those kinds."""
-    if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, mean=0.0, std=std)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, mean=0.0, std=std)
-    elif isinstance(module, RMSNorm):
-        nn.init.ones_(module.weight)
-    else:
-        return False
-    return True
-
-
-def check_right_padding(attention_mask: torch.Tensor | None) -> None:
-    """Right padding is harmless (causal layers never look ahead, so the real tokens' outputs
-    are those of an unpadded run); left padding would feed padding into the GLA state and the
-    windows, so it raises ValueError."""
-    if attention_mask is None or bool(attention_mask.all()):
-        return
-    m = attention_mask.long()
-    if bool((m[:, 1:] > m[:, :-1]).any()):
-        raise ValueError("SpikingBrain-7B takes right-padded batches only (pad after the "
-                         "tokens: tokenizer.padding_side = 'right')")
-
-
 class GLAswaModel(GLAswaPreTrainedModel):
-    """Embeddings, the blocks and the final norm: ``input_ids [B, L] -> hidden [B, L, H]``."""
+    """Embeddings, the blocks and the final norm: ``input_ids [B, L] -> hidden [B, L, H]``.
+
+    ``attention_mask [B, L]`` (1 = token, 0 = padding, anywhere in a row) makes every row's
+    outputs equal those of the row alone; with a cache it may cover the cached tokens too.
+    """
 
     def __init__(self, config: GLAswaConfig) -> None:
         super().__init__(config)
@@ -92,39 +81,59 @@ class GLAswaModel(GLAswaPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings = value
 
-    def _run(self, x: torch.Tensor, cache: GLAswaCache | None) -> torch.Tensor:
-        start = cache.seen_tokens if cache is not None else 0
-        pos = torch.arange(start, start + x.shape[1], device=x.device)
-        rope = rope_cos_sin(pos, self.config.head_dim, self.config.rope_theta)
-        for block in self.layers:
-            x = block(x, rope, cache)
+    def new_cache(self) -> GLAswaCache:
+        """An empty generation cache for this model."""
+        return GLAswaCache(self.config.sliding_window)
+
+    def _run(self, x: torch.Tensor, layout: Layout, cache: GLAswaCache | None) -> torch.Tensor:
+        rope = rope_cos_sin(layout.positions(x.device), self.config.head_dim,
+                            self.config.rope_theta)
+        step = Step(layout, rope, cache)
+        with token_rows(layout.valid):
+            for block in self.layers:
+                x = block(x, step)
         if cache is not None:
-            cache.seen_tokens += x.shape[1]
+            cache.positions.advance(layout, x.shape[0])
+            cache.trim()
         return x
 
     def forward(self, input_ids: torch.LongTensor | None = None,
-                attention_mask: torch.Tensor | None = None,
-                past_key_values: GLAswaCache | None = None, use_cache: bool | None = None,
-                inputs_embeds: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPast:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of input_ids and inputs_embeds")
-        check_right_padding(attention_mask)
+                attention_mask: torch.Tensor | None = None, cache: GLAswaCache | None = None,
+                use_cache: bool | None = None, inputs_embeds: torch.Tensor | None = None,
+                past_key_values: GLAswaCache | None = None,
+                **kwargs) -> BaseModelOutputWithPast:
+        check_inputs(input_ids, inputs_embeds, self.config.vocab_size)
+        cache = pick_cache(cache, past_key_values, GLAswaCache)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         x = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
-        cache = past_key_values
+        B, L = x.shape[:2]
+        if cache is not None:
+            cache.positions.check_batch(B)
+        past = cache.seen_tokens if cache is not None else 0
+        mask = new_token_mask(attention_mask, B, L, past)
         if use_cache and cache is None:
-            cache = GLAswaCache(self.config.sliding_window)
+            cache = self.new_cache()
+        layout = cache.positions.layout(mask, L) if cache is not None else Layout.build(
+            mask, None, L)
         n = self.config.prefill_chunk_tokens
-        if cache is not None and n and x.shape[1] > n:  # chunked prefill through the cache
-            x = torch.cat([self._run(x[:, s:s + n], cache) for s in range(0, x.shape[1], n)], 1)
+        if cache is not None and n and L > n:  # chunked prefill through the cache
+            x = torch.cat([self._run(x[:, s:s + n], layout.chunk(s, min(s + n, L)), cache)
+                           for s in range(0, L, n)], 1)
         else:
-            x = self._run(x, cache)
-        return BaseModelOutputWithPast(last_hidden_state=self.norm(x),
-                                       past_key_values=cache if use_cache else None)
+            x = self._run(x, layout, cache)
+        x = carry_over_padding(x, layout.valid)  # a padded column repeats its last token
+        return model_output(BaseModelOutputWithPast, last_hidden_state=self.norm(x),
+                            cache=cache if use_cache else None)
 
 
 class GLAswaForCausalLM(GLAswaPreTrainedModel, GenerationMixin):
-    """SpikingBrain-7B with its (untied) language-model head."""
+    """SpikingBrain-7B with its (untied) language-model head.
+
+    ``generate()`` runs the prompt once, then one token per step through the constant-memory
+    cache (transformers' own input preparation: ``cache=`` / ``past_key_values=`` by version);
+    padded batches (left or right) give every row its alone-generation; a cache from an earlier
+    call continues a prompt.
+    """
 
     _tied_weights_keys: list[str] = []
 
@@ -143,33 +152,23 @@ class GLAswaForCausalLM(GLAswaPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
-    def prepare_inputs_for_generation(self, input_ids, past_key_values=None,
-                                      attention_mask=None, inputs_embeds=None, use_cache=True,
-                                      **kwargs):
-        if past_key_values is not None and past_key_values.seen_tokens:
-            input_ids = input_ids[:, past_key_values.seen_tokens:]
-            inputs_embeds = None
-        out = {"past_key_values": past_key_values, "use_cache": use_cache,
-               "logits_to_keep": 1}
-        if inputs_embeds is not None:
-            out["inputs_embeds"] = inputs_embeds
-        else:
-            out["input_ids"] = input_ids
-        return out
+    def new_cache(self) -> GLAswaCache:
+        """An empty generation cache (to pass to ``generate(cache=...)`` and continue later)."""
+        return self.model.new_cache()
 
     def forward(self, input_ids: torch.LongTensor | None = None,
-                attention_mask: torch.Tensor | None = None,
-                past_key_values: GLAswaCache | None = None, use_cache: bool | None = None,
-                inputs_embeds: torch.Tensor | None = None, labels: torch.LongTensor | None = None,
-                logits_to_keep: int = 0, **kwargs) -> CausalLMOutputWithPast:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                attention_mask: torch.Tensor | None = None, cache: GLAswaCache | None = None,
+                use_cache: bool | None = None, inputs_embeds: torch.Tensor | None = None,
+                labels: torch.LongTensor | None = None, logits_to_keep: int = 0,
+                past_key_values: GLAswaCache | None = None,
+                **kwargs) -> CausalLMOutputWithPast:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, cache=cache,
                          past_key_values=past_key_values, use_cache=use_cache,
                          inputs_embeds=inputs_embeds)
         h = out.last_hidden_state
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
-                                   labels[:, 1:].flatten().to(logits.device), ignore_index=-100)
-        return CausalLMOutputWithPast(loss=loss, logits=logits,
-                                      past_key_values=out.past_key_values)
+            loss = causal_lm_loss(logits, labels)
+        return model_output(CausalLMOutputWithPast, loss=loss, logits=logits,
+                            cache=cache_of(out))

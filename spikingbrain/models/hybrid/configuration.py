@@ -13,8 +13,11 @@ this config are 0-based: the report's full-attention layers 7, 14, 21, 28 (1-bas
   the first steps of every layer's GLA recurrence, so the state after them is a learned,
   input-independent initial state for the real tokens) or ``"separate"`` (the tokens' GLA
   starts from a zero state; sinks run their own recurrence).
-- ``moe_alpha``: routed and shared expert outputs are scaled by it (default the upcycling
-  ``(S + k/N) ** (-1/3)``); ``norm_topk_prob`` renormalises the top-k routing weights.
+- ``moe_alpha``: routed and shared expert outputs are scaled by it at every forward (default
+  1.0: upcycling folds its scale into the expert weights once); ``norm_topk_prob``
+  renormalises the top-k routing weights.
+- ``decode_window``: ``"flash"`` (default: a decoded token sees ``sliding_window + 1`` keys,
+  as in prefill) or ``"public"`` (``sliding_window`` keys, the public 7B cache's rule).
 
 >>> cfg = SpikingBrainMoEConfig.tiny()
 >>> cfg.model_type, cfg.layer_has_moe(0), cfg.layer_has_moe(2), cfg.layer_window(3)
@@ -24,6 +27,8 @@ this config are 0-based: the report's full-attention layers 7, 14, 21, 28 (1-bas
 from __future__ import annotations
 
 from transformers import PretrainedConfig
+
+from spikingbrain.models._common import check_decode_window
 
 _COMBINES = ("mix", "mean", "sum")
 _SINK_GLA = ("prefix", "separate")
@@ -47,6 +52,7 @@ class SpikingBrainMoEConfig(PretrainedConfig):
                  moe_alpha: float | None = None, norm_topk_prob: bool = False,
                  num_sink_tokens: int = 128, sink_gla: str = "prefix",
                  branch_combine: str = "mix", attention_bias: bool = True,
+                 decode_window: str = "flash",
                  gla_backend: str = "auto", gla_chunk_size: int = 64,
                  prefill_chunk_tokens: int | None = None, initializer_range: float = 0.02,
                  tie_word_embeddings: bool = False, bos_token_id: int = 151643,
@@ -65,7 +71,9 @@ class SpikingBrainMoEConfig(PretrainedConfig):
         self.dense_ffn_layers = list(
             [0, 1, 2, 4, 6, 8, 10] if dense_ffn_layers is None else dense_ffn_layers)
         self.n_routed_experts, self.num_experts_per_tok = n_routed_experts, num_experts_per_tok
-        self.n_shared_experts, self.moe_alpha = n_shared_experts, moe_alpha
+        self.n_shared_experts = n_shared_experts
+        self.moe_alpha = 1.0 if moe_alpha is None else float(moe_alpha)
+        self.decode_window = decode_window
         self.norm_topk_prob, self.num_sink_tokens = norm_topk_prob, num_sink_tokens
         self.sink_gla, self.branch_combine = sink_gla, branch_combine
         self.attention_bias, self.gla_backend = attention_bias, gla_backend
@@ -76,6 +84,15 @@ class SpikingBrainMoEConfig(PretrainedConfig):
                          eos_token_id=eos_token_id, pad_token_id=pad_token_id, **kwargs)
 
     def _validate(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads", "head_dim", "intermediate_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim must be even (RoPE rotates pairs of channels), got "
+                             f"{self.head_dim}")
+        check_decode_window(self.decode_window)
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads ({self.num_attention_heads}) must be a "
                              f"multiple of num_key_value_heads ({self.num_key_value_heads})")

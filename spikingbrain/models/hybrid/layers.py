@@ -2,24 +2,61 @@
 
 Every layer runs both branches on the same normalised input; each branch's output (after its
 ``o_proj``) is RMS-normalised and the two are combined as ``config.branch_combine`` says.
-Sequences handed to a layer are one of: the sinks followed by tokens (full forward, no cache),
-or new tokens after a cache that already holds the sinks (prefill chunks and decoding).
+Sequences handed to a layer (:class:`HybridStep` says which) are one of: the sinks followed by
+tokens (``"full"``: no cache), the sinks alone (``"sinks"``: filling a cache), or new tokens
+after a cache that already holds the sinks (``"tokens"``: prefill chunks and decoding).
+Padding anywhere in a row is skipped (see :mod:`spikingbrain.models._common`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikingbrain.models.gla_swa.layers import merge_heads, split_heads
+from spikingbrain.models._common import Layout, mask_recurrent_inputs, merge_heads, split_heads
 from spikingbrain.models.hybrid.cache import HybridCache
 from spikingbrain.models.hybrid.configuration import SpikingBrainMoEConfig
 from spikingbrain.models.ops import attention as attention_ops
 from spikingbrain.models.ops import gla as gla_ops
 from spikingbrain.models.ops.moe import MoEFeedForward, SwiGLUMLP
 from spikingbrain.models.ops.norm import RMSNorm
-from spikingbrain.models.ops.rope import apply_rope, rope_cos_sin
+from spikingbrain.models.ops.rope import apply_rope
+
+
+@dataclass
+class HybridStep:
+    """One pass through the layers.
+
+    Attributes:
+        mode: ``"full"``, ``"sinks"`` or ``"tokens"`` (see the module docstring).
+        n_sink: sink tokens of the model.
+        rope: ``cos, sin`` for the rows of ``x`` (sinks at positions ``0 .. n_sink - 1``,
+            tokens from ``n_sink`` on).
+        layout: where the (non-sink) tokens sit, in token positions (``None`` for ``"sinks"``).
+        cache: the cache (``None`` for ``"full"``).
+    """
+
+    mode: str
+    n_sink: int
+    rope: tuple[torch.Tensor, torch.Tensor]
+    layout: Layout | None = None
+    cache: HybridCache | None = None
+    decode_window: str = "flash"
+
+    @property
+    def valid(self) -> torch.Tensor | None:
+        """``[B, rows]`` bool for the rows of ``x`` (sinks True), None without padding."""
+        v = None if self.layout is None else self.layout.valid
+        if v is None or self.mode != "full" or not self.n_sink:
+            return v
+        return torch.cat([v.new_ones(v.shape[0], self.n_sink), v], 1)
+
+    @property
+    def decoding(self) -> bool:
+        return self.mode == "tokens" and self.layout.length == 1 and self.cache.seen_tokens > 0
 
 
 class _Projections(nn.Module):
@@ -38,32 +75,47 @@ class SoftmaxBranch(_Projections):
 
     def __init__(self, config: SpikingBrainMoEConfig, window: int | None) -> None:
         super().__init__(config)
-        self.window, self.theta, self.head_dim = window, config.rope_theta, config.head_dim
+        self.window, self.head_dim = window, config.head_dim
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, n_sink: int,
-                cache: HybridCache | None = None, layer: int = 0,
-                store_sinks: bool = False) -> torch.Tensor:
-        """``x [B, L, hidden]`` at absolute ``positions [L]``; ``n_sink``: sinks in the keys."""
-        cos, sin = rope_cos_sin(positions, self.head_dim, self.theta, dtype=x.dtype)
-        q = apply_rope(split_heads(self.q_proj(x), self.n_heads), cos, sin)
-        k = apply_rope(split_heads(self.k_proj(x), self.n_kv), cos, sin)
+    def forward(self, x: torch.Tensor, step: HybridStep, layer: int = 0) -> torch.Tensor:
+        """``x [B, L, hidden]``: the rows ``step.mode`` says."""
+        q = apply_rope(split_heads(self.q_proj(x), self.n_heads), *step.rope)
+        k = apply_rope(split_heads(self.k_proj(x), self.n_kv), *step.rope)
         v = split_heads(self.v_proj(x), self.n_kv)
-        if cache is None or store_sinks:  # sinks (+ tokens): the sinks are the first queries
-            if store_sinks:
-                cache.layers[layer].sink_k, cache.layers[layer].sink_v = k, v
-            o = attention_ops.softmax_attention(q, k, v, window=self.window, n_sink=n_sink,
-                                                sink_queries=True)
-        else:  # new tokens after the cache: keys = sinks, buffered tokens, new tokens
-            entry = cache.layers[layer]
-            past = 0 if entry.k is None else entry.k.shape[2]
-            k, v = cache.append_kv(layer, k, v)
-            if entry.sink_k is not None:
-                b = x.shape[0]
-                k = torch.cat([entry.sink_k.expand(b, -1, -1, -1), k], dim=2)
-                v = torch.cat([entry.sink_v.expand(b, -1, -1, -1), v], dim=2)
-            o = attention_ops.softmax_attention(q, k, v, window=self.window, n_sink=n_sink,
-                                                k_start=cache.seen_tokens - past)
+        n, lay = step.n_sink, step.layout
+        window = self.window
+        if step.mode == "sinks":  # the sinks see each other, nothing else
+            entry = step.cache.layers[layer]
+            entry.sink_k, entry.sink_v = k, v
+            o = attention_ops.softmax_attention(q, k, v, n_sink=n, sink_queries=True)
+            return self.o_proj(merge_heads(o))
+        if step.mode == "full":
+            o = attention_ops.softmax_attention(
+                q, k, v, window=window, n_sink=n, sink_queries=True, q_start=lay.start,
+                k_start=lay.start, **_pos_args(lay, lay.pos))
+            return self.o_proj(merge_heads(o))
+        if window is not None and step.decoding and step.decode_window == "public":
+            window -= 1
+        entry = step.cache.layers[layer]
+        k, v, k_pos, k_start = entry.kv.extend(k, v, lay)
+        if entry.sink_k is not None:
+            b = x.shape[0]
+            k = torch.cat([entry.sink_k.expand(b, -1, -1, -1), k], dim=2)
+            v = torch.cat([entry.sink_v.expand(b, -1, -1, -1), v], dim=2)
+        o = attention_ops.softmax_attention(q, k, v, window=window, n_sink=n,
+                                            q_start=lay.start, k_start=k_start,
+                                            **_pos_args(lay, k_pos))
         return self.o_proj(merge_heads(o))
+
+
+def _pos_args(lay: Layout, k_pos: torch.Tensor | None) -> dict:
+    """The per-row position arguments of attention (empty without padding)."""
+    if k_pos is None:
+        return {}
+    q_pos = lay.pos if lay.pos is not None else (
+        torch.arange(lay.length, device=k_pos.device) + lay.start)[None].expand(
+        k_pos.shape[0], -1)
+    return {"q_pos": q_pos, "k_pos": k_pos}
 
 
 def tied_gate_qkg(q_lin: torch.Tensor, k_lin: torch.Tensor
@@ -87,13 +139,15 @@ class GLABranch(_Projections):
         super().__init__(config)
         self.backend, self.chunk_size = config.gla_backend, config.gla_chunk_size
 
-    def forward(self, x: torch.Tensor, initial_state: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [B, L, hidden]`` -> (output ``[B, L, hidden]``, final state ``[B, H, D, D]``)."""
+    def forward(self, x: torch.Tensor, initial_state: torch.Tensor | None = None,
+                valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, L, hidden]`` -> (output ``[B, L, hidden]``, final state ``[B, H, D, D]``);
+        rows where ``valid [B, L]`` is False (padding) leave the state unchanged."""
         groups = self.n_heads // self.n_kv
         q, k, log_g = tied_gate_qkg(split_heads(self.q_proj(x), self.n_heads),
                                     split_heads(self.k_proj(x), self.n_kv))
         v = split_heads(self.v_proj(x), self.n_kv)
+        k, v, log_g = mask_recurrent_inputs(valid, k, v, log_g)
         k, v, log_g = (t.repeat_interleave(groups, dim=1) for t in (k, v, log_g))
         o, state = gla_ops.gla(q, k, v, log_g,
                                initial_state=initial_state, output_final_state=True,
@@ -135,27 +189,30 @@ class HybridDecoderLayer(nn.Module):
         m = torch.sigmoid(self.branch_mix).to(soft.dtype)
         return m * linear + (1 - m) * soft
 
-    def _gla(self, x: torch.Tensor, n_sink: int, cache: HybridCache | None,
-             store_sinks: bool) -> torch.Tensor:
-        entry = None if cache is None else cache.layers[self.layer]
-        if cache is None:  # full forward over sinks + tokens
-            if self.sink_gla == "prefix" or n_sink == 0:
-                return self.linear_attn(x)[0]
-            return torch.cat([self.linear_attn(x[:, :n_sink])[0],
-                              self.linear_attn(x[:, n_sink:])[0]], dim=1)
-        if store_sinks:
+    def _gla(self, x: torch.Tensor, step: HybridStep) -> torch.Tensor:
+        n = step.n_sink
+        if step.mode == "full":  # sinks + tokens
+            valid = step.valid
+            if self.sink_gla == "prefix" or n == 0:
+                return self.linear_attn(x, valid=valid)[0]
+            return torch.cat([self.linear_attn(x[:, :n])[0],
+                              self.linear_attn(x[:, n:], valid=step.layout.valid)[0]], dim=1)
+        entry = step.cache.layers[self.layer]
+        if step.mode == "sinks":
             out, state = self.linear_attn(x)
             entry.gla_state = state if self.sink_gla == "prefix" else None
             return out
         state = entry.gla_state
         if state is not None and state.shape[0] != x.shape[0]:
             state = state.expand(x.shape[0], -1, -1, -1)
-        out, entry.gla_state = self.linear_attn(x, initial_state=state)
+        out, entry.gla_state = self.linear_attn(x, initial_state=state, valid=step.layout.valid)
         return out
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, n_sink: int,
-                cache: HybridCache | None = None, store_sinks: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, step: HybridStep) -> torch.Tensor:
         h = self.attn_norm(x)
-        soft = self.attn(h, positions, n_sink, cache, self.layer, store_sinks)
-        x = x + self.mix(soft, self._gla(h, n_sink, cache, store_sinks))
-        return x + self.mlp(self.mlp_norm(x))
+        soft = self.attn(h, step, self.layer)
+        x = x + self.mix(soft, self._gla(h, step))
+        h = self.mlp_norm(x)
+        if isinstance(self.mlp, MoEFeedForward):
+            return x + self.mlp(h, valid=step.valid)
+        return x + self.mlp(h)

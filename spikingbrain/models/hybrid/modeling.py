@@ -16,27 +16,37 @@ torch.Size([1, 3, 97])
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from spikingbrain.models.gla_swa.modeling import check_right_padding, init_weights_
+from spikingbrain.models._common import (
+    Layout,
+    cache_of,
+    carry_over_padding,
+    causal_lm_loss,
+    check_inputs,
+    init_weights_,
+    model_output,
+    new_token_mask,
+    pick_cache,
+)
 from spikingbrain.models.hybrid.cache import HybridCache
 from spikingbrain.models.hybrid.configuration import SpikingBrainMoEConfig
-from spikingbrain.models.hybrid.layers import HybridDecoderLayer
+from spikingbrain.models.hybrid.layers import HybridDecoderLayer, HybridStep
 from spikingbrain.models.ops.moe import MoEFeedForward
 from spikingbrain.models.ops.norm import RMSNorm
+from spikingbrain.models.ops.rope import rope_cos_sin
+from spikingbrain.neurons.emitter import token_rows, unobserved
 
 
 class SpikingBrainMoEPreTrainedModel(PreTrainedModel):
     config_class = SpikingBrainMoEConfig
     base_model_prefix = "model"
+    #: the model marks padding (and sink) rows of its spike records itself (token_rows)
+    marks_token_rows = True
     _no_split_modules = ["HybridDecoderLayer"]
     _is_stateful = True
-    #: experts see gathered token subsets and the sinks are extra tokens: a token mask shaped
-    #: like the batch cannot apply to them (the analysis runs one sequence at a time)
-    gathers_tokens = True
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -70,60 +80,91 @@ class SpikingBrainMoEModel(SpikingBrainMoEPreTrainedModel):
         """An empty :class:`HybridCache` for this model's layers."""
         return HybridCache([self.config.layer_window(i) for i in range(len(self.layers))])
 
-    def _fill_sinks(self, cache: HybridCache) -> None:
+    def _rope(self, positions: torch.Tensor, dtype: torch.dtype):
+        return rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, dtype=dtype)
+
+    def _step(self, mode: str, x: torch.Tensor, layout: Layout | None,
+              cache: HybridCache | None) -> HybridStep:
         n = self.config.num_sink_tokens
+        if mode == "sinks":
+            positions = torch.arange(n, device=x.device)
+        else:
+            positions = layout.shifted(n).positions(x.device)
+            if mode == "full":
+                sinks = torch.arange(n, device=x.device)
+                if positions.dim() == 2:
+                    sinks = sinks[None].expand(positions.shape[0], -1)
+                positions = torch.cat([sinks, positions], -1)
+        return HybridStep(mode, n, self._rope(positions, x.dtype), layout, cache,
+                          self.config.decode_window)
+
+    def _fill_sinks(self, cache: HybridCache) -> None:
+        """Run the sink tokens alone through every layer (once per cache). They are
+        input-independent and belong to no token, so spike observers do not see them."""
         cache.has_sinks = True
-        if n == 0:
+        if self.config.num_sink_tokens == 0:
             return
         x = self.sink_tokens[None]
-        positions = torch.arange(n, device=x.device)
-        for layer in self.layers:
-            x = layer(x, positions, n, cache, store_sinks=True)
+        step = self._step("sinks", x, None, cache)
+        with unobserved():
+            for layer in self.layers:
+                x = layer(x, step)
 
-    def _forward_full(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_full(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         n = self.config.num_sink_tokens
         x = torch.cat([self.sink_tokens[None].expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        positions = torch.arange(x.shape[1], device=x.device)
-        for layer in self.layers:
-            x = layer(x, positions, n)
+        step = self._step("full", x, layout, None)
+        valid = layout.valid
+        rows = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        rows[:, :n] = False  # the sinks are no token: observers skip them
+        if valid is not None:
+            rows[:, n:] = valid
+        with token_rows(rows):
+            for layer in self.layers:
+                x = layer(x, step)
         return x[:, n:]
 
-    def _forward_cached(self, x: torch.Tensor, cache: HybridCache) -> torch.Tensor:
+    def _forward_cached(self, x: torch.Tensor, layout: Layout, cache: HybridCache
+                        ) -> torch.Tensor:
         if not cache.has_sinks:
             self._fill_sinks(cache)
-        n = self.config.num_sink_tokens
-        step = self.config.prefill_chunk_tokens or x.shape[1]
+        size = self.config.prefill_chunk_tokens or x.shape[1]
         outs = []
-        for chunk in torch.split(x, step, dim=1):
-            start = n + cache.seen_tokens
-            positions = torch.arange(start, start + chunk.shape[1], device=x.device)
-            for layer in self.layers:
-                chunk = layer(chunk, positions, n, cache)
-            cache.seen_tokens += chunk.shape[1]
+        for s in range(0, x.shape[1], size):
+            e = min(s + size, x.shape[1])
+            chunk, lay = x[:, s:e], layout.chunk(s, e)
+            step = self._step("tokens", chunk, lay, cache)
+            with token_rows(lay.valid):
+                for layer in self.layers:
+                    chunk = layer(chunk, step)
+            cache.positions.advance(lay, x.shape[0])
+            cache.trim()
             outs.append(chunk)
         return torch.cat(outs, dim=1)
 
     def forward(self, input_ids: torch.LongTensor | None = None,
-                attention_mask: torch.Tensor | None = None,
-                past_key_values: HybridCache | None = None,
+                attention_mask: torch.Tensor | None = None, cache: HybridCache | None = None,
                 inputs_embeds: torch.Tensor | None = None, use_cache: bool | None = None,
+                past_key_values: HybridCache | None = None,
                 **kwargs) -> BaseModelOutputWithPast:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        check_right_padding(attention_mask)
-        if past_key_values is not None and not isinstance(past_key_values, HybridCache):
-            raise TypeError(f"past_key_values must be a HybridCache (model.model.new_cache()), "
-                            f"got {type(past_key_values).__name__}")
+        check_inputs(input_ids, inputs_embeds, self.config.vocab_size)
+        cache = pick_cache(cache, past_key_values, HybridCache)
         x = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        B, L = x.shape[:2]
         use_cache = self.config.use_cache if use_cache is None else use_cache
-        if past_key_values is None and use_cache:
-            past_key_values = self.new_cache()
-        if past_key_values is None:
-            x = self._forward_full(x)
+        if cache is not None:
+            cache.positions.check_batch(B)
+        mask = new_token_mask(attention_mask, B, L, cache.seen_tokens if cache else 0)
+        if cache is None and use_cache:
+            cache = self.new_cache()
+        layout = Layout.build(mask, None, L) if cache is None else cache.positions.layout(mask, L)
+        if cache is None:
+            x = self._forward_full(x, layout)
         else:
-            x = self._forward_cached(x, past_key_values)
-        return BaseModelOutputWithPast(last_hidden_state=self.norm(x),
-                                       past_key_values=past_key_values)
+            x = self._forward_cached(x, layout, cache)
+        x = carry_over_padding(x, layout.valid)  # a padded column repeats its last token
+        return model_output(BaseModelOutputWithPast, last_hidden_state=self.norm(x),
+                            cache=cache)
 
 
 class SpikingBrainMoEForCausalLM(SpikingBrainMoEPreTrainedModel, GenerationMixin):
@@ -145,30 +186,24 @@ class SpikingBrainMoEForCausalLM(SpikingBrainMoEPreTrainedModel, GenerationMixin
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
-    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor,
-                                      past_key_values: HybridCache | None = None,
-                                      attention_mask: torch.Tensor | None = None,
-                                      use_cache: bool = True, **kwargs) -> dict:
-        if past_key_values is not None and past_key_values.seen_tokens:
-            input_ids = input_ids[:, past_key_values.seen_tokens:]
-        return {"input_ids": input_ids, "past_key_values": past_key_values,
-                "use_cache": use_cache, "logits_to_keep": 1}
+    def new_cache(self) -> HybridCache:
+        """An empty generation cache (to pass to ``generate(cache=...)`` and continue later)."""
+        return self.model.new_cache()
 
     def forward(self, input_ids: torch.LongTensor | None = None,
-                attention_mask: torch.Tensor | None = None,
-                past_key_values: HybridCache | None = None,
+                attention_mask: torch.Tensor | None = None, cache: HybridCache | None = None,
                 inputs_embeds: torch.Tensor | None = None, labels: torch.LongTensor | None = None,
                 use_cache: bool | None = None, logits_to_keep: int = 0,
+                past_key_values: HybridCache | None = None,
                 **kwargs) -> CausalLMOutputWithPast:
-        out = self.model(input_ids, attention_mask, past_key_values, inputs_embeds, use_cache)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, cache=cache,
+                         past_key_values=past_key_values, inputs_embeds=inputs_embeds,
+                         use_cache=use_cache)
         hidden = out.last_hidden_state
         logits = self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                                   ignore_index=-100)
-        return CausalLMOutputWithPast(loss=loss, logits=logits,
-                                      past_key_values=out.past_key_values)
+        loss = None if labels is None else causal_lm_loss(logits, labels)
+        return model_output(CausalLMOutputWithPast, loss=loss, logits=logits,
+                            cache=cache_of(out))
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

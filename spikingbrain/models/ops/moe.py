@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikingbrain.neurons.emitter import current_token_rows, token_rows
+
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     """Accumulation dtype: float32, or float64 for float64 inputs."""
@@ -29,7 +31,9 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def upcycling_alpha(n_shared: int, top_k: int, n_experts: int) -> float:
-    """Expert output scale of MoE upcycling: ``alpha = (S + k/N) ** (-1/3)``.
+    """Expert weight scale of MoE upcycling: ``alpha = (S + k/N) ** (-1/3)``, applied to each of
+    an expert's three projections (so its output scales by about ``alpha ** 3 = 1 / (S + k/N)``,
+    see docs/models.md).
 
     >>> round(upcycling_alpha(1, 1, 16), 4)
     0.9800
@@ -88,7 +92,8 @@ class MoEFeedForward(nn.Module):
     Args:
         hidden_size, intermediate_size: sizes of every expert (each a SwiGLU MLP).
         n_experts: routed experts N; top_k: experts per token k; n_shared: shared experts S.
-        alpha: output scale (default ``upcycling_alpha(S, k, N)``; 1.0 for none).
+        alpha: output scale (default 1.0: :func:`spikingbrain.models.upcycle` folds the
+            upcycling scale into the expert weights instead, see docs/models.md).
         normalize_topk: renormalise the k routing weights to sum to 1 (default False).
 
     Input ``[..., hidden]``; output the same shape and dtype.
@@ -98,10 +103,10 @@ class MoEFeedForward(nn.Module):
                  top_k: int = 1, n_shared: int = 1, alpha: float | None = None,
                  normalize_topk: bool = False) -> None:
         super().__init__()
-        default_alpha = upcycling_alpha(n_shared, top_k, n_experts)  # validates S, k, N
+        upcycling_alpha(n_shared, top_k, n_experts)  # validates S, k, N
         self.hidden_size, self.n_experts, self.top_k = hidden_size, n_experts, top_k
         self.n_shared, self.normalize_topk = n_shared, normalize_topk
-        self.alpha = default_alpha if alpha is None else float(alpha)
+        self.alpha = 1.0 if alpha is None else float(alpha)
         self.router = nn.Linear(hidden_size, n_experts, bias=False)
         self.experts = nn.ModuleList(SwiGLUMLP(hidden_size, intermediate_size)
                                      for _ in range(n_experts))
@@ -112,23 +117,41 @@ class MoEFeedForward(nn.Module):
         return (f"n_experts={self.n_experts}, top_k={self.top_k}, n_shared={self.n_shared}, "
                 f"alpha={self.alpha:.4f}")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [..., hidden]``; ``valid`` (shaped like ``x[..., 0]``): False rows (padding)
+        are not routed (their routed part is 0), so no expert computes or reports them."""
         shape = x.shape
         flat = x.reshape(-1, shape[-1])
-        weights, experts = route(self.router(flat), self.top_k, self.normalize_topk)
-        out = grouped_expert_sum(flat, weights, experts, self.experts)
+        rows = current_token_rows()
+        if rows is not None and rows.numel() != flat.shape[0]:
+            rows = None
+        if valid is None or bool(valid.all()):
+            weights, experts = route(self.router(flat), self.top_k, self.normalize_topk)
+            out = grouped_expert_sum(flat, weights, experts, self.experts, rows)
+        else:
+            keep = valid.reshape(-1).to(flat.device).nonzero().squeeze(1)
+            sub = flat.index_select(0, keep)
+            weights, experts = route(self.router(sub), self.top_k, self.normalize_topk)
+            part = grouped_expert_sum(sub, weights, experts, self.experts,
+                                      None if rows is None else rows[keep.to(rows.device)])
+            out = part.new_zeros(flat.shape[0], shape[-1]).index_copy_(0, keep, part)
         for shared in self.shared_experts:
             out = out + shared(flat).to(out.dtype)
-        return (self.alpha * out).to(x.dtype).reshape(shape)
+        if self.alpha != 1.0:
+            out = self.alpha * out
+        return out.to(x.dtype).reshape(shape)
 
 
 def grouped_expert_sum(x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor,
-                       modules: nn.ModuleList) -> torch.Tensor:
+                       modules: nn.ModuleList, rows: torch.Tensor | None = None) -> torch.Tensor:
     """``out[t] = sum_j weights[t, j] * modules[experts[t, j]](x[t])`` by grouped dispatch.
 
     Args:
         x: ``[T, D]`` tokens; weights: ``[T, k]``; experts: ``[T, k]`` int64 expert ids.
         modules: the N expert modules.
+        rows: ``[T]`` bool, which tokens observers count (see
+            :func:`spikingbrain.neurons.emitter.token_rows`); each expert's gathered block
+            carries its own part of it.
 
     Returns:
         ``[T, D]`` in float32 (float64 for float64 inputs).
@@ -142,9 +165,13 @@ def grouped_expert_sum(x: torch.Tensor, weights: torch.Tensor, experts: torch.Te
     x_sorted = x.index_select(0, token_of)
     w_sorted = weights.reshape(-1).index_select(0, order).unsqueeze(-1)
     blocks = []
-    for expert, block in zip(modules, torch.split(x_sorted, counts), strict=True):
+    row_blocks = (torch.split(rows.index_select(0, token_of.to(rows.device)), counts)
+                  if rows is not None else [None] * len(counts))
+    for expert, block, r in zip(modules, torch.split(x_sorted, counts), row_blocks,
+                                strict=True):
         if block.shape[0]:
-            blocks.append(expert(block).to(acc))
+            with token_rows(r):
+                blocks.append(expert(block).to(acc))
     out = torch.zeros(n_tokens, x.shape[-1], dtype=acc, device=x.device)
     if blocks:
         out.index_add_(0, token_of, torch.cat(blocks) * w_sorted)
