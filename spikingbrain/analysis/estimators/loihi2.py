@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from spikingbrain.analysis.estimators.base import (
     EnergyEstimate,
     EstimatorConfig,
     LayerEstimate,
+    constant_field,
     register_estimator,
 )
 from spikingbrain.analysis.estimators.workload import LayerWorkload
@@ -65,38 +66,34 @@ _DAVIES = "Davies et al., 'Loihi', IEEE Micro 38(1), 2018, Table 2 (Loihi 1, 14 
 _HALA = "Intel, Hala Point announcement (April 2024)"
 
 
-def _c(name: str, value: float, unit: str, source: str) -> Any:
-    return field(default=Constant(name, value, unit, source))
-
-
 @dataclass(frozen=True)
 class Loihi2Config(EstimatorConfig):
     """Loihi 2 chip and core figures (each a :class:`Constant` with its source)."""
 
     name = "loihi2"
-    cores_per_chip: Constant = _c("cores_per_chip", 128, "cores", _BRIEF)
-    neurons_per_chip: Constant = _c("neurons_per_chip", 1_048_576, "neurons",
+    cores_per_chip: Constant = constant_field("cores_per_chip", 128, "cores", _BRIEF)
+    neurons_per_chip: Constant = constant_field("neurons_per_chip", 1_048_576, "neurons",
                                     _BRIEF + " ('up to 1M neurons')")
-    synapses_per_chip: Constant = _c("synapses_per_chip", 120e6, "synapses",
+    synapses_per_chip: Constant = constant_field("synapses_per_chip", 120e6, "synapses",
                                      _BRIEF + " ('up to 120M synapses')")
-    fan_in_per_core: Constant = _c("fan_in_per_core", 8192, "inputs",
+    fan_in_per_core: Constant = constant_field("fan_in_per_core", 8192, "inputs",
                                    "assumed: not published for Loihi 2 (Loihi 1: 4096 axons "
                                    "per core, Davies 2018); a TOML file can set it")
-    chip_power_w: Constant = _c("chip_power_w", 1.0, "W", _BRIEF + " ('~1 W')")
-    e_synop_pj: Constant = _c("e_synop_pj", 23.6, "pJ", _DAVIES + ": synaptic spike op")
-    e_neuron_update_pj: Constant = _c("e_neuron_update_pj", 52.0, "pJ",
+    chip_power_w: Constant = constant_field("chip_power_w", 1.0, "W", _BRIEF + " ('~1 W')")
+    e_synop_pj: Constant = constant_field("e_synop_pj", 23.6, "pJ", _DAVIES + ": synaptic spike op")
+    e_neuron_update_pj: Constant = constant_field("e_neuron_update_pj", 52.0, "pJ",
                                       _DAVIES + ": active neuron update")
-    e_event_pj: Constant = _c("e_event_pj", 3.5, "pJ",
+    e_event_pj: Constant = constant_field("e_event_pj", 3.5, "pJ",
                               _DAVIES + ": spike energy per east-west hop (one hop per "
                               "delivery assumed)")
-    t_synop_ns: Constant = _c("t_synop_ns", 3.5, "ns", _DAVIES + ": synaptic spike op time")
-    t_neuron_update_ns: Constant = _c("t_neuron_update_ns", 5.3, "ns",
+    t_synop_ns: Constant = constant_field("t_synop_ns", 3.5, "ns", _DAVIES + ": synaptic spike op time")
+    t_neuron_update_ns: Constant = constant_field("t_neuron_update_ns", 5.3, "ns",
                                       _DAVIES + ": active neuron update time")
-    speedup_vs_loihi1: Constant = _c("speedup_vs_loihi1", 10.0, "x",
+    speedup_vs_loihi1: Constant = constant_field("speedup_vs_loihi1", 10.0, "x",
                                      _BRIEF + " ('up to 10x faster processing'); divides "
                                      "Loihi 1's operation times")
-    hala_point_chips: Constant = _c("hala_point_chips", 1152, "chips", _HALA)
-    hala_point_power_w: Constant = _c("hala_point_power_w", 2600, "W", _HALA + " (maximum)")
+    hala_point_chips: Constant = constant_field("hala_point_chips", 1152, "chips", _HALA)
+    hala_point_power_w: Constant = constant_field("hala_point_power_w", 2600, "W", _HALA + " (maximum)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
