@@ -100,3 +100,47 @@ def test_map_loihi2_cli_on_the_full_size_7b(tmp_path):
 def test_map_loihi2_bad_input_is_a_usage_error(args, msg):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and msg in r.output
+
+
+def test_toml_keys_outside_the_loihi2_table_are_an_error_not_dropped(tmp_path):
+    f = tmp_path / "chip.toml"
+    f.write_text("e_synop_pj = 5\n[loihi2]\nfan_in_per_core = 4096\n")
+    with pytest.raises(ValueError, match=r"\['e_synop_pj'\] sit outside the \[loihi2\] table"):
+        Loihi2Config.from_toml(f)
+    f.write_text("[loihi2]\nfan_in_per_core = 4096\n[other]\nx = 1\n")
+    with pytest.raises(ValueError, match=r"\['other'\] sit outside"):
+        Loihi2Config.from_toml(f)
+    f.write_text("loihi2 = 3\n")
+    with pytest.raises(ValueError, match="must be a table"):
+        Loihi2Config.from_toml(f)
+    f.write_text("e_synop_pj = 5\nfan_in_per_core = 4096\n")  # all top-level: fine
+    c = Loihi2Config.from_toml(f)
+    assert (c.e_synop_pj.value, c.fan_in_per_core.value) == (5.0, 4096.0)
+
+
+@pytest.mark.parametrize("toml,msg", [
+    ("fan_in_per_core = 0.5", "fan_in_per_core counts inputs: it must be a whole number >= 1"),
+    ("cores_per_chip = 0.5", "cores_per_chip counts cores: it must be a whole number >= 1"),
+    ("cores_per_chip = 2.5", "whole number"),
+    ("neurons_per_chip = 64", "neurons_per_chip .* is below cores_per_chip"),
+    ("e_event_pj = 0", "must be a finite number > 0"),
+])
+def test_too_small_constants_are_a_clear_error_not_a_zero_division(tmp_path, toml, msg):
+    f = tmp_path / "chip.toml"
+    f.write_text(toml + "\n")
+    with pytest.raises(ValueError, match=msg) as err:
+        Loihi2Config.from_toml(f)
+    assert str(f) in str(err.value)
+    r = CliRunner().invoke(app, ["map", "loihi2", "7b", "--config", str(f)])
+    assert r.exit_code == 2 and "ZeroDivisionError" not in r.output, r.output
+
+
+def test_fewer_spikes_than_nonzero_channels_is_rejected():
+    with pytest.raises(ValueError, match=r"spikes_per_channel \(0.5\) is below "
+                                         r"nonzero_per_channel \(0.8\)"):
+        _w(64, 64, spikes=0.5, nz=0.8)
+    w = _w(64, 64, spikes=0.8, nz=0.8)  # equal: every non-zero count is one spike
+    e = estimate([w], "loihi2")
+    assert e.total("loihi2_graded") <= e.total("loihi2_binary")
+    r = CliRunner().invoke(app, ["map", "loihi2", "7b", "--spikes-per-channel", "0.5"])
+    assert r.exit_code == 2 and "nonzero_per_channel" in r.output, r.output

@@ -95,6 +95,10 @@ class Loihi2Config(EstimatorConfig):
     hala_point_chips: Constant = constant_field("hala_point_chips", 1152, "chips", _HALA)
     hala_point_power_w: Constant = constant_field("hala_point_power_w", 2600, "W", _HALA + " (maximum)")
 
+    #: Constants that count things (cores, neurons, inputs, chips): whole numbers >= 1.
+    COUNTS = ("cores_per_chip", "neurons_per_chip", "synapses_per_chip", "fan_in_per_core",
+              "hala_point_chips")
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -104,6 +108,14 @@ class Loihi2Config(EstimatorConfig):
             if not math.isfinite(v.value) or v.value <= 0:
                 raise ValueError(f"Loihi2Config.{f.name} must be a finite number > 0, got "
                                  f"{v.value!r}")
+            if f.name in self.COUNTS and (v.value < 1 or v.value != int(v.value)):
+                raise ValueError(f"Loihi2Config.{f.name} counts {v.unit}: it must be a whole "
+                                 f"number >= 1, got {v.value!r}")
+        for key in ("neurons_per_chip", "synapses_per_chip"):
+            if getattr(self, key).value < self.cores_per_chip.value:
+                raise ValueError(f"Loihi2Config: {key} ({getattr(self, key).value:g}) is below "
+                                 f"cores_per_chip ({self.cores_per_chip.value:g}): every core "
+                                 f"must hold at least one")
 
     @property
     def neurons_per_core(self) -> int:
@@ -117,10 +129,13 @@ class Loihi2Config(EstimatorConfig):
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Loihi2Config:
-        """Defaults overridden by a TOML file of ``name = value`` pairs (optionally under a
-        ``[loihi2]`` table); an overridden constant's source becomes the file.
+        """Defaults overridden by a TOML file of ``name = value`` pairs, either all at the top
+        level or all under a ``[loihi2]`` table; an overridden constant's source becomes the
+        file.
 
-        Raises ValueError for unknown keys, non-numbers and unreadable or malformed files.
+        Raises ValueError for unknown keys, keys outside a ``[loihi2]`` table (they would be
+        ignored), non-numbers, values the config rejects (<= 0; counts that are not whole
+        numbers >= 1) and unreadable or malformed files.
         """
         import tomllib
 
@@ -131,7 +146,17 @@ class Loihi2Config(EstimatorConfig):
             raise ValueError(f"cannot read the Loihi 2 constants file {path}: {e}") from None
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path} is not valid TOML: {e}") from None
-        data = data.get("loihi2", data)
+        if "loihi2" in data:
+            outside = sorted(k for k in data if k != "loihi2")
+            if outside:
+                raise ValueError(
+                    f"{path}: key(s) {outside} sit outside the [loihi2] table and would be "
+                    f"ignored; put every constant under [loihi2] (or leave the table out). "
+                    f"In TOML, top-level keys must come before the first [table] header")
+            data = data["loihi2"]
+            if not isinstance(data, dict):
+                raise ValueError(f"{path}: loihi2 must be a table of name = value pairs, got "
+                                 f"{data!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -143,7 +168,10 @@ class Loihi2Config(EstimatorConfig):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{path}: {key} must be a number, got {value!r}")
             changes[key] = getattr(base, key).with_value(float(value), f"user file {path}")
-        return dataclasses.replace(base, **changes)
+        try:
+            return dataclasses.replace(base, **changes)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
 
 @dataclass(frozen=True)
