@@ -78,10 +78,11 @@ def register_map(app: typer.Typer) -> None:
         """Place MODEL's spiking layers on Loihi 2 cores and chips; events, time and energy per
         token for binary spike trains and for graded spikes (one event per non-zero count).
 
-        Per-core limits come from Loihi 2's published chip figures (128 cores, 1M neurons,
-        120M synapses per chip); per-operation energies and times are Loihi 1's measured
-        figures (Davies et al. 2018), times scaled by Loihi 2's stated speed-up. Every constant
-        and its source is in the JSON; --config overrides them.
+        Per-core limits: Loihi 2's 128 cores and 1M neurons per chip, and synapses per core
+        from the per-core synaptic memory (128 KiB) and the weight bits (8: 131,072 per core;
+        the published 120M synapses per chip hold only at 1 bit). Per-operation energies and
+        times are Loihi 1's measured figures (Davies et al. 2018), times scaled by Loihi 2's
+        stated speed-up. Every constant and its source is in the JSON; --config overrides them.
         """
         from rich.console import Console
         from rich.table import Table
@@ -100,7 +101,7 @@ def register_map(app: typer.Typer) -> None:
         console = Console()
         tab = Table(title=f"{model} on Loihi 2: {rep['projections']} projections, "
                           f"{rep['synapses'] / 1e9:.2f} B synapses, {s['cores']:,} cores, "
-                          f"{s['chips']:,} chips",
+                          f"{s['chips']:,} chips ({s['hala_point_fraction']:.0%} of Hala Point)",
                     caption=rep["rates"])
         for col in ("spikes", "events / token", "synaptic ops / token", "time / token",
                     "energy / token", "chip-power bound"):
@@ -124,7 +125,7 @@ def register_map(app: typer.Typer) -> None:
                                _joules(e["energy_pj_per_token"]))
             console.print(lt)
         for note in rep["estimate"]["notes"]:
-            console.print(note, style="dim", highlight=False)
+            console.print(note, style="dim", highlight=False, soft_wrap=True)
         if out is not None:
             from spikingbrain.utils.atomic import atomic_write
 

@@ -205,3 +205,27 @@ def test_registry_errors(toy):
         register_estimator(Other, _toy_factory)
     with pytest.raises(TypeError, match="dataclass subclass"):
         register_estimator(dict, _toy_factory)
+
+
+def test_constant_field_is_the_one_helper_in_constants_order():
+    import inspect
+
+    from spikingbrain.analysis.estimators import base, horowitz, lemaire, loihi2
+    from spikingbrain.analysis.estimators.base import constant_field
+
+    @dataclass(frozen=True)
+    class Cfg(EstimatorConfig):
+        name = "doctest_constant_field"
+        e: Constant = constant_field("e", 2.5, "pJ", "assumed: test")
+
+    assert Cfg().constants() == [Constant("e", 2.5, "pJ", "assumed: test")]
+    # no estimator keeps a private helper with its own argument order
+    for mod in (horowitz, lemaire, loihi2):
+        assert not hasattr(mod, "_c"), mod.__name__
+        assert "constant_field(" in inspect.getsource(mod)
+    assert list(inspect.signature(base.constant_field).parameters) == \
+        ["name", "value", "unit", "source"] == [f.name for f in base.dataclasses.fields(Constant)]
+    # every built-in constant's unit is a unit, never a citation (the old orders could swap them)
+    for name in ("horowitz", "lemaire", "loihi2"):
+        for c in config_for(name).constants():
+            assert len(c.unit) <= 12 and len(c.source) > 12, (name, c)

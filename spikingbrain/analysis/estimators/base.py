@@ -42,6 +42,7 @@ __all__ = [
     "EstimatorConfig",
     "LayerEstimate",
     "config_for",
+    "constant_field",
     "estimate",
     "estimator_names",
     "register_estimator",
@@ -80,6 +81,22 @@ class Constant:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def constant_field(name: str, value: float, unit: str, source: str) -> Any:
+    """A config dataclass field whose default is ``Constant(name, value, unit, source)``.
+
+    The one helper every built-in estimator declares its constants with; its arguments come
+    in :class:`Constant`'s own order (name, value, unit, source).
+
+    >>> from dataclasses import dataclass, fields
+    >>> @dataclass(frozen=True)
+    ... class C:
+    ...     e_add: Constant = constant_field("e_add", 0.03, "pJ", "Horowitz ISSCC 2014")
+    >>> C().e_add
+    Constant(name='e_add', value=0.03, unit='pJ', source='Horowitz ISSCC 2014')
+    """
+    return field(default=Constant(name, value, unit, source))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ layer's ``active_fraction`` (routed experts). The numbers equal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from spikingbrain.analysis.energy import REPORT_TABLE, EnergyTable, load_table
@@ -32,6 +32,7 @@ from spikingbrain.analysis.estimators.base import (
     EnergyEstimate,
     EstimatorConfig,
     LayerEstimate,
+    constant_field,
     register_estimator,
 )
 from spikingbrain.analysis.estimators.workload import LayerWorkload
@@ -39,10 +40,6 @@ from spikingbrain.analysis.estimators.workload import LayerWorkload
 __all__ = ["HorowitzConfig", "horowitz_estimator"]
 
 _HOROWITZ = "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm, 0.9 V"
-
-
-def _c(name: str, value: float, source: str, unit: str = "pJ") -> Constant:
-    return Constant(name, value, unit, source)
 
 
 @dataclass(frozen=True)
@@ -59,14 +56,14 @@ class HorowitzConfig(EstimatorConfig):
     """
 
     name = "horowitz"
-    fp16_mac: Constant = field(default=_c("fp16_mac", REPORT_TABLE.fp16_mac,
-                                          f"SpikingBrain report sec. 5.5 citing {_HOROWITZ}"))
-    int8_mac: Constant = field(default=_c("int8_mac", REPORT_TABLE.int8_mac,
-                                          f"SpikingBrain report sec. 5.5 citing {_HOROWITZ}"))
-    int8_add: Constant = field(default=_c("int8_add", REPORT_TABLE.int8_add,
-                                          f"SpikingBrain report sec. 5.5 citing {_HOROWITZ}"))
-    epilogue_mac: Constant = field(default=_c(
-        "epilogue_mac", REPORT_TABLE.epilogue_mac, f"FP32 MAC of {_HOROWITZ}"))
+    fp16_mac: Constant = constant_field("fp16_mac", REPORT_TABLE.fp16_mac, "pJ",
+                                        f"SpikingBrain report sec. 5.5 citing {_HOROWITZ}")
+    int8_mac: Constant = constant_field("int8_mac", REPORT_TABLE.int8_mac, "pJ",
+                                        f"SpikingBrain report sec. 5.5 citing {_HOROWITZ}")
+    int8_add: Constant = constant_field("int8_add", REPORT_TABLE.int8_add, "pJ",
+                                        f"SpikingBrain report sec. 5.5 citing {_HOROWITZ}")
+    epilogue_mac: Constant = constant_field("epilogue_mac", REPORT_TABLE.epilogue_mac, "pJ",
+                                            f"FP32 MAC of {_HOROWITZ}")
     read_pj_per_byte: Constant | None = None
     epilogue: bool = True
     table_name: str = REPORT_TABLE.name
@@ -103,15 +100,15 @@ class HorowitzConfig(EstimatorConfig):
                                           int8_add=d.int8_add, epilogue_mac=d.epilogue_mac)
         else:
             fields = dict(
-                fp16_mac=_c("fp16_mac", t.fp16_mac, src),
-                int8_mac=_c("int8_mac", t.int8_mac, src),
-                int8_add=_c("int8_add", t.int8_add, src),
-                epilogue_mac=_c("epilogue_mac", t.epilogue_mac, f"{epi} of {src}"))
+                fp16_mac=Constant("fp16_mac", t.fp16_mac, "pJ", src),
+                int8_mac=Constant("int8_mac", t.int8_mac, "pJ", src),
+                int8_add=Constant("int8_add", t.int8_add, "pJ", src),
+                epilogue_mac=Constant("epilogue_mac", t.epilogue_mac, "pJ", f"{epi} of {src}"))
         fields["table_name"] = t.name
         if memory is not None:
-            fields["read_pj_per_byte"] = _c(
-                f"read_{memory}", t.read_pj_per_byte(memory),
-                f"64-bit {memory} read / 8 bytes, {src}", unit="pJ/byte")
+            fields["read_pj_per_byte"] = Constant(
+                f"read_{memory}", t.read_pj_per_byte(memory), "pJ/byte",
+                f"64-bit {memory} read / 8 bytes, {src}")
         return cls(**(fields | overrides))
 
 

@@ -33,13 +33,14 @@ above 1 MB), as the paper prices its buffers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from spikingbrain.analysis.estimators.base import (
     Constant,
     EnergyEstimate,
     EstimatorConfig,
     LayerEstimate,
+    constant_field,
     register_estimator,
 )
 from spikingbrain.analysis.estimators.workload import LayerWorkload
@@ -49,10 +50,6 @@ __all__ = ["LemaireConfig", "lemaire_estimator", "sram_pj_per_byte"]
 _PAPER = "Lemaire et al., ICONIP 2022 (arXiv 2210.13107)"
 _SRAM = f"{_PAPER}, SRAM access energies after Horowitz ISSCC 2014 (45 nm), per 32-bit word"
 _INPUT_NEURONS = ("all", "all_but_first", "none")
-
-
-def _c(name: str, value: float, unit: str, source: str) -> Constant:
-    return Constant(name, value, unit, source)
 
 
 @dataclass(frozen=True)
@@ -86,18 +83,16 @@ class LemaireConfig(EstimatorConfig):
     """
 
     name = "lemaire"
-    e_add: Constant = field(default=_c("e_add", 0.1, "pJ",
-                                       f"{_PAPER}: 32-bit integer add, Horowitz ISSCC 2014"))
-    e_mul: Constant = field(default=_c("e_mul", 3.1, "pJ",
-                                       f"{_PAPER}: 32-bit integer multiply, Horowitz ISSCC "
-                                       f"2014"))
-    word_bytes: Constant = field(default=_c("word_bytes", 4.0, "byte",
-                                            f"{_PAPER}: 32-bit words"))
-    sram_8kb: Constant = field(default=_c("sram_8kb", 10.0, "pJ/access", _SRAM))
-    sram_32kb: Constant = field(default=_c("sram_32kb", 20.0, "pJ/access", _SRAM))
-    sram_1mb: Constant = field(default=_c("sram_1mb", 100.0, "pJ/access", _SRAM))
-    fifo_capacity: Constant = field(default=_c(
-        "fifo_capacity", 1000.0, "events", f"{_PAPER}: spike FIFO depth of its experiments"))
+    e_add: Constant = constant_field("e_add", 0.1, "pJ",
+                                     f"{_PAPER}: 32-bit integer add, Horowitz ISSCC 2014")
+    e_mul: Constant = constant_field("e_mul", 3.1, "pJ",
+                                     f"{_PAPER}: 32-bit integer multiply, Horowitz ISSCC 2014")
+    word_bytes: Constant = constant_field("word_bytes", 4.0, "byte", f"{_PAPER}: 32-bit words")
+    sram_8kb: Constant = constant_field("sram_8kb", 10.0, "pJ/access", _SRAM)
+    sram_32kb: Constant = constant_field("sram_32kb", 20.0, "pJ/access", _SRAM)
+    sram_1mb: Constant = constant_field("sram_1mb", 100.0, "pJ/access", _SRAM)
+    fifo_capacity: Constant = constant_field(
+        "fifo_capacity", 1000.0, "events", f"{_PAPER}: spike FIFO depth of its experiments")
     input_neurons: str = "all"
     neuron: str = "if"
     bias_per_step: bool = False

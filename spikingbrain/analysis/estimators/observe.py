@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spikingbrain.analysis.estimators.workload import LayerWorkload
+from spikingbrain.analysis.estimators.workload import NON_SPIKING_SOURCE, LayerWorkload
 
 __all__ = ["observe_linear_workloads"]
 
@@ -79,5 +79,5 @@ def observe_linear_workloads(model: nn.Module, inputs: Any, steps: int = 1,
             spikes_per_channel=r["spikes"] / (r["tokens"] * n),
             nonzero_per_channel=r["nonzero"] / (r["tokens"] * n), scheme=scheme,
             steps=float(steps), has_bias=mod.bias is not None,
-            source="measured" if r["spiking"] else "observed: non-spiking input"))
+            source="measured" if r["spiking"] else NON_SPIKING_SOURCE))
     return out

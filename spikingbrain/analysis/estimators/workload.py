@@ -26,7 +26,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["LayerWorkload", "workloads_from_model_stats", "workloads_from_shapes"]
+__all__ = ["NON_SPIKING_SOURCE", "LayerWorkload", "workloads_from_model_stats",
+           "workloads_from_shapes"]
+
+#: ``source`` of a layer observed with analog (non-spike) input: its "spikes per channel" is
+#: the inputs' mean magnitude, which may be below the non-zero fraction.
+NON_SPIKING_SOURCE = "observed: non-spiking input"
 
 
 def _is_int(v: Any) -> bool:
@@ -49,7 +54,9 @@ class LayerWorkload:
         spikes_per_channel: mean spikes per input channel per token under ``scheme`` (binary
             events per channel).
         nonzero_per_channel: fraction of input channels with a non-zero count per token
-            (graded events per channel, ``1 - silent fraction``), in [0, 1].
+            (graded events per channel, ``1 - silent fraction``), in [0, 1] and at most
+            ``spikes_per_channel`` (a non-zero count sends at least one spike; not checked
+            for a layer observed with analog input, ``source`` :data:`NON_SPIKING_SOURCE`).
         scheme: the spike coding scheme (:func:`spikingbrain.coding.get_scheme` names).
         steps: mean time steps T per token (window); 0 when unknown.
         weight_bits: bits per synaptic weight (8 for W8ASpike).
@@ -101,6 +108,14 @@ class LayerWorkload:
         if not _is_real(nz) or not 0 <= nz <= 1:
             raise ValueError(f"{where}: nonzero_per_channel must be a fraction in [0, 1] "
                              f"(1 - silent fraction), got {nz!r}")
+        if self.spikes_per_channel < nz * (1 - 1e-9) and \
+                not self.source.startswith(NON_SPIKING_SOURCE):
+            raise ValueError(
+                f"{where}: spikes_per_channel ({self.spikes_per_channel!r}) is below "
+                f"nonzero_per_channel ({nz!r}): every channel with a non-zero count sends at "
+                f"least one spike, so the spikes per channel cannot be fewer than the non-zero "
+                f"fraction (1 - silent fraction); check the spike rate (--spikes-per-channel or "
+                f"--mean-spikes) against --silent-fraction")
         af = self.active_fraction
         if not _is_real(af) or not 0 < af <= 1:
             raise ValueError(f"{where}: active_fraction must be in (0, 1] (top_k / n_experts "
