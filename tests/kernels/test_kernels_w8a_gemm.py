@@ -11,7 +11,7 @@ from torch import nn
 from spikingbrain.converter import SpikeConfig, SpikingLinear
 from spikingbrain.converter.kernels import reference_accumulators
 from spikingbrain.kernels.threshold_triton import exact_counts, threshold_counts
-from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm_tuning
 from spikingbrain.neurons.adaptive import adaptive_threshold
 
 
@@ -38,7 +38,8 @@ def test_accumulators_equal_reference_bit_for_bit(gs, k, outliers):
     counts = exact_counts(x, t)
     if outliers:
         assert int(t.absmax.max()) > 128 * 128
-    _, acc = w8a_gemm(x, t, layer.qdata, layer.scale, None, layer.group_size, store_acc=True)
+    w = GemmWeights(layer.qdata, layer.scale, None, layer.group_size)
+    _, acc = w8a_gemm_tuning(x, t, w, store_acc=True)
     ref = reference_accumulators(counts, layer.qdata, layer.group_size)
     assert torch.equal(acc.to(torch.int64), ref)
 
@@ -52,9 +53,9 @@ def test_spike_planes_give_count_mode_accumulators(scheme, outliers):
     if outliers and scheme in ("binary", "ternary"):
         x[1, 3], x[17, 30] = 60.0, -45.0  # unary trains: keep T (one plane per step) small
     t = threshold_counts(x, 3.0)
-    _, acc_c = w8a_gemm(x, t, layer.qdata, layer.scale, None, 16, store_acc=True)
-    _, acc_s = w8a_gemm(x, t, layer.qdata, layer.scale, None, 16, scheme=scheme,
-                        store_acc=True)
+    w = GemmWeights(layer.qdata, layer.scale, None, 16)
+    _, acc_c = w8a_gemm_tuning(x, t, w, store_acc=True)
+    _, acc_s = w8a_gemm_tuning(x, t, w, scheme, store_acc=True)
     assert torch.equal(acc_s, acc_c)
     assert torch.equal(acc_c.long(), reference_accumulators(exact_counts(x, t), layer.qdata, 16))
 
@@ -139,17 +140,26 @@ def test_two_tile_kernel_matches_torch_path(m, n):
     torch.testing.assert_close(tri(x), torch_layer(x), rtol=1e-5, atol=1e-5)
 
 
-def test_layer_keeps_transposed_scales_until_they_change():
+def test_transposed_scales_follow_every_write_including_data():
     from spikingbrain.kernels.spiking_linear_triton import _scale_t
 
     layer = SpikingLinear.from_linear(nn.Linear(64, 8), SpikeConfig(group_size=16))
     first = _scale_t(layer)
     assert torch.equal(first, layer.scale.t().contiguous()) and first.is_contiguous()
-    assert _scale_t(layer) is first  # kept between calls
     with torch.no_grad():
-        layer.scale.mul_(2.0)  # written in place: the cache must follow
+        layer.scale.mul_(2.0)  # written in place (bumps the version)
+    assert torch.equal(_scale_t(layer), layer.scale.t().contiguous())
+    version = layer.scale._version
+    layer.scale.data.mul_(0.25)  # in place through .data: the version does not move
+    assert layer.scale._version == version
+    assert torch.equal(_scale_t(layer), layer.scale.t().contiguous())
+    layer.scale.data = layer.scale.data * 3.0  # replaced through .data
+    assert layer.scale._version == version
     assert torch.equal(_scale_t(layer), layer.scale.t().contiguous())
     layer.load_state_dict({**layer.state_dict(), "scale": layer.scale * 0.5})
     assert torch.equal(_scale_t(layer), layer.scale.t().contiguous())
+    col_major = layer.scale.t().contiguous().t()  # already [G, N] in memory: no copy
+    layer.scale.data = col_major
+    assert _scale_t(layer).data_ptr() == col_major.data_ptr()
     one_group = SpikingLinear.from_linear(nn.Linear(64, 8), SpikeConfig(granularity="channel"))
     assert _scale_t(one_group) is None
