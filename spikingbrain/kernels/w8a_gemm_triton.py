@@ -39,16 +39,16 @@ the kernel choice and the accumulators (tuning scripts and tests).
 >>> t = threshold_counts(x, 3.0)
 >>> acc = w8a_gemm_tuning(x, t, w, store_acc=True)[1]
 >>> acc[0, :2, 0].tolist()   # [1, -4, 0, 7] . q rows
-[21, 2079]
->>> float(w8a_gemm(x, t, w)[0, 1]) == 2079 * float(t.vth[0])
+[21, 2071]
+>>> float(w8a_gemm(x, t, w)[0, 1]) == 2071 * float(t.vth[0])
 True
 """
 
 from __future__ import annotations
 
-import torch
-
 from dataclasses import dataclass
+
+import torch
 
 from spikingbrain.kernels.threshold_triton import (
     MAX_EXACT_COUNT,
@@ -357,19 +357,19 @@ def _w8a_pair_kernel(a_ptr, b_ptr, s_ptr, vth_ptr, bias_ptr, out_ptr, absmax_ptr
 
 
 def _launch_config(M: int, N: int, K: int, block_k: int, planes: int) -> dict:
-    """Tile shapes by problem size (tuned on an H100; the interpreter gets small tiles)."""
+    """Tile shapes by problem size (chosen with benchmarks/tune_w8a.py, see docs/gpu.md;
+    the interpreter gets small tiles)."""
     if interpreting():
         return dict(BM=16, BN=16, GROUP_M=2, num_warps=4, num_stages=1)
     if M <= 16:
         return dict(BM=16, BN=32, GROUP_M=1, num_warps=4, num_stages=4)
     if M <= 64:
         return dict(BM=64, BN=64, GROUP_M=4, num_warps=4, num_stages=4)
-    # swept on an H100 (benchmarks/tune_w8a.py): 128 x 128, 8 warps, 4 stages
     return dict(BM=128, BN=128, GROUP_M=8, num_warps=8, num_stages=4 if not planes else 3)
 
 
-#: the two-tile kernel's tiles (benchmarks/tune_w8a.py --pair on an H100: 1.3-1.4x BF16 at 4k
-#: tokens against 2.2-2.5x for one tile per program); the interpreter gets small tiles
+#: the two-tile kernel's tiles (``benchmarks/tune_w8a.py --pair``; measurements in
+#: docs/gpu.md); the interpreter gets small tiles
 _PAIR = dict(BM=128, BN=64, GROUP_M=8, num_warps=8, num_stages=4)
 _PAIR_INTERPRETED = dict(BM=16, BN=16, GROUP_M=2, num_warps=4, num_stages=1)
 _PAIR_MIN_TOKENS = 128
