@@ -58,11 +58,11 @@ def _guarded(f):
 
 
 def _check(layer, x, t, scale_t, config: dict | None = None) -> str:
-    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+    from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm_tuning
     from spikingbrain.kernels.w8a_wgmma_gluon import w8a_gemm_wgmma
 
-    ref, _ = w8a_gemm(x, t, layer.qdata, layer.scale, layer.bias, layer.group_size,
-                      out_dtype=torch.float32, config=dict(BM=128, BN=128, GROUP_M=8,
+    ref, _ = w8a_gemm_tuning(x, t, GemmWeights.of(layer),
+                             out_dtype=torch.float32, config=dict(BM=128, BN=128, GROUP_M=8,
                                                            num_warps=8, num_stages=3))
     out = torch.full_like(ref, float("nan"))
     w8a_gemm_wgmma(t.counts8, layer.qdata, scale_t, t.vth, t.absmax, layer.bias, out,
@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     from spikingbrain.kernels.threshold_triton import threshold_counts
-    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+    from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm, w8a_gemm_tuning
     from spikingbrain.kernels.w8a_wgmma_gluon import WGMMA_CONFIG, w8a_gemm_wgmma
 
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
@@ -106,10 +106,10 @@ def main() -> None:
             t = threshold_counts(x, 3.0)
             out = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
             t_bf = tt.do_bench(lambda: lin(x), rep=80)
-            t_tri = tt.do_bench(lambda: w8a_gemm(x, t, layer.qdata, layer.scale, layer.bias,
-                                                 128, hopper=False), rep=80)
-            t_disp = tt.do_bench(lambda: w8a_gemm(x, t, layer.qdata, layer.scale, layer.bias,
-                                                  128, scale_t=scale_t), rep=80)
+            w = GemmWeights.of(layer)
+            w_t = GemmWeights(layer.qdata, layer.scale, layer.bias, 128, scale_t=scale_t)
+            t_tri = tt.do_bench(lambda: w8a_gemm_tuning(x, t, w, hopper=False), rep=80)
+            t_disp = tt.do_bench(lambda: w8a_gemm(x, t, w_t), rep=80)
             t_layer = tt.do_bench(lambda: layer(x), rep=80)
             a8 = t.counts8
             t_mm = tt.do_bench(lambda: torch._int_mm(a8, layer.qdata.t()), rep=80)

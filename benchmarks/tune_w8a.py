@@ -26,7 +26,7 @@ def probe() -> None:
     """Plain int8 dot (one scale per row: no per-group flush) against the group kernel, and
     whether the compiled kernel uses Hopper's wgmma instructions."""
     from spikingbrain.kernels.threshold_triton import threshold_counts
-    from spikingbrain.kernels.w8a_gemm_triton import _w8a_kernel, w8a_gemm
+    from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, _w8a_kernel, w8a_gemm_tuning
 
     for k, n in ((3584, 18944), (18944, 3584)):
         lin = nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16)
@@ -37,8 +37,8 @@ def probe() -> None:
             layer = SpikingLinear.from_linear(lin, SpikeConfig(granularity=gran))
             for bm, bn, w, st in ((128, 128, 8, 4), (128, 256, 8, 3), (128, 128, 4, 4)):
                 cfg = dict(BM=bm, BN=bn, GROUP_M=8, num_warps=w, num_stages=st)
-                f = lambda: w8a_gemm(x, t, layer.qdata, layer.scale, None,  # noqa: E731
-                                     layer.group_size, config=cfg)
+                w = GemmWeights(layer.qdata, layer.scale, None, layer.group_size)
+                f = lambda: w8a_gemm_tuning(x, t, w, config=cfg)  # noqa: E731
                 print(f"{k}->{n} {gran:7s} {bm}x{bn} w{w} s{st}: "
                       f"{tt.do_bench(f, rep=60) / t_bf:.2f}x bf16", flush=True)
     a = torch.randint(-3, 4, (4096, 3584), device="cuda", dtype=torch.int8)
@@ -55,7 +55,7 @@ def probe() -> None:
 def pair_sweep(tokens: int) -> None:
     """Tile shapes of the two-tile kernel at one token count."""
     from spikingbrain.kernels.threshold_triton import threshold_counts
-    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+    from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm, w8a_gemm_tuning
 
     for name, (k, n) in SHAPES.items():
         lin = nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16)
@@ -63,20 +63,20 @@ def pair_sweep(tokens: int) -> None:
         x = torch.randn(tokens, k, device="cuda", dtype=torch.bfloat16)
         t = threshold_counts(x, 3.0)
         t_bf = tt.do_bench(lambda: lin(x), rep=60)
-        res = [f"default {tt.do_bench(lambda: w8a_gemm(x, t, layer.qdata, layer.scale, None, 128), rep=60) / t_bf:.2f}x"]
+        w = GemmWeights(layer.qdata, layer.scale, None, 128)
+        res = [f"default {tt.do_bench(lambda: w8a_gemm(x, t, w), rep=60) / t_bf:.2f}x"]
         for bm, bn, w, st in ((64, 64, 4, 4), (64, 32, 4, 4), (64, 64, 4, 3), (128, 32, 8, 4),
                               (128, 64, 8, 4)):
             pc = dict(BM=bm, BN=bn, GROUP_M=8, num_warps=w, num_stages=st)
-            f = lambda: w8a_gemm(x, t, layer.qdata, layer.scale, None, 128,  # noqa: E731
-                                 config=dict(BM=128, BN=128, GROUP_M=8, num_warps=8,
-                                             num_stages=4), pair_config=pc)
+            f = lambda: w8a_gemm_tuning(x, t, w, config=dict(  # noqa: E731
+                BM=128, BN=128, GROUP_M=8, num_warps=8, num_stages=4), pair_config=pc)
             res.append(f"{bm}x2x{bn} w{w} s{st}: {tt.do_bench(f, rep=60) / t_bf:.2f}x")
         print(f"M={tokens} {name:8s} bf16 {t_bf * 1e3:6.1f} us  " + "  ".join(res), flush=True)
 
 
 def main() -> None:
     from spikingbrain.kernels.threshold_triton import threshold_counts
-    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+    from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm_tuning
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", default="4096,1")
@@ -105,9 +105,9 @@ def main() -> None:
             for bm, bn, w, st in (SMALL if m <= 16 else BIG):
                 cfg = dict(BM=bm, BN=bn, GROUP_M=8 if m > 16 else 1, num_warps=w, num_stages=st)
                 try:
-                    tg = bench(lambda: w8a_gemm(x, t, layer.qdata, layer.scale, None, 128,
-                                                "bitwise_bidirectional" if args.spike else None,
-                                                config=cfg))
+                    w = GemmWeights(layer.qdata, layer.scale, None, 128)
+                    tg = bench(lambda: w8a_gemm_tuning(
+                        x, t, w, "bitwise_bidirectional" if args.spike else None, config=cfg))
                     res.append((tg / t_bf, f"{bm}x2x{bn} w{w} s{st}"))
                 except Exception as e:  # noqa: BLE001 - out of shared memory etc.
                     res.append((float("inf"), f"{bm}x{bn} w{w} s{st} FAILED {type(e).__name__}"))

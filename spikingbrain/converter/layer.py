@@ -40,7 +40,8 @@ from spikingbrain.converter.quant import (
 from spikingbrain.neurons.adaptive import adaptive_threshold
 from spikingbrain.neurons.emitter import SpikeEmitter, SpikeRecord
 
-__all__ = ["SpikingLinear", "is_conv1d", "linear_weight"]
+__all__ = ["SpikingLinear", "is_conv1d", "linear_weight", "reset_fallback_warnings",
+           "share_fallback_warnings"]
 
 
 def is_conv1d(module: nn.Module) -> bool:
@@ -184,8 +185,9 @@ class SpikingLinear(SpikeEmitter):
         """Counts ``[..., in]`` (integer-valued float), ``vth [..., 1]`` and the number of
         saturated counts (``max_count`` or a fixed window ``T``) for input ``x [..., in]``.
 
-        Raises ValueError for NaN/Inf activations. All-zero tokens give ``Vth = 1e-5`` (the
-        clamp) and zero counts.
+        Raises ValueError for NaN/Inf activations (with ``config.check_finite``; without it
+        such a token gets ``Vth = NaN`` and zero counts, so its outputs are NaN, as on the
+        GPU kernels). All-zero tokens give ``Vth = 1e-5`` (the clamp) and zero counts.
         """
         return self._threshold(x)[:3]
 
@@ -194,25 +196,32 @@ class SpikingLinear(SpikeEmitter):
         # with a fixed window, T and max_count clamp together (each count saturates once)
         out = adaptive_threshold(x, cfg.k, None if cfg.T is not None else cfg.max_count,
                                  check_finite=False)
-        counts, saturated = out.counts, out.saturated
+        counts, vth, saturated = out.counts, out.vth, out.saturated
         # NaN input makes Vth NaN; Inf input makes counts infinite: one reduction finds both
         col = counts.abs().amax(dim=tuple(range(counts.dim() - 1))) \
             if counts.numel() else None
         if col is not None and not bool(torch.isfinite(col).all()):
             xf = x.detach()
-            n_bad = int((~torch.isfinite(xf)).sum())
-            raise ValueError(
-                f"activations contain {n_bad} NaN/Inf value(s); the adaptive threshold needs "
-                f"finite input (check the layer that produced them, or the model's dtype "
-                f"overflow, e.g. run fp16 models in bfloat16 or float32)"
-            )
+            if cfg.check_finite:
+                n_bad = int((~torch.isfinite(xf)).sum())
+                raise ValueError(
+                    f"activations contain {n_bad} NaN/Inf value(s); the adaptive threshold "
+                    f"needs finite input (check the layer that produced them, or the model's "
+                    f"dtype overflow, e.g. run fp16 models in bfloat16 or float32)"
+                )
+            # check_finite=False: such a token gets Vth = NaN and zero counts (NaN outputs),
+            # the GPU kernels' behaviour
+            bad = ~torch.isfinite(xf).all(dim=-1, keepdim=True)
+            counts = counts.masked_fill(bad, 0.0)
+            vth = vth.masked_fill(bad, float("nan"))
+            col = counts.abs().amax(dim=tuple(range(counts.dim() - 1)))
         if cfg.T is not None:
             lo, hi = cfg.count_limits()
             saturated = ((counts < lo) | (counts > hi)).sum()
             counts = counts.clamp(lo, hi)
             if col is not None:
                 col = col.clamp(max=max(-lo, hi))
-        return counts, out.vth, saturated, col
+        return counts, vth, saturated, col
 
     def integer_accumulators(self, counts: torch.Tensor, mode: str | None = None,
                              _col_absmax: torch.Tensor | None = None) -> torch.Tensor:
@@ -291,6 +300,8 @@ class SpikingLinear(SpikeEmitter):
         if reason is not None and kernel == "triton":
             raise ValueError(f"kernel='triton' cannot run this layer: {reason}; "
                              f"use kernel='auto' to fall back to torch")
+        if reason is not None and x.is_cuda:
+            _warn_fallback(self, reason)
         return reason is None
 
     def extra_repr(self) -> str:
@@ -299,3 +310,45 @@ class SpikingLinear(SpikeEmitter):
                 f"bias={self.bias is not None}, qdata={str(self.qdata.dtype).removeprefix('torch.')}, "
                 f"group_size={self.group_size}, k={c.k}, scheme={c.scheme!r}, T={c.T}, "
                 f"mode={c.mode!r}")
+
+
+#: the fall-back notice of layers not given one by :func:`share_fallback_warnings`
+_PROCESS_NOTICE: dict = {}
+
+
+def _warn_fallback(layer: SpikingLinear, reason: str) -> None:
+    """``kernel="auto"`` sends a CUDA call to the torch path: warn once per model and kind
+    of reason, naming the reason, so no fall-back is silent. The layers of a model passed to
+    :func:`share_fallback_warnings` share one notice; other layers share the process's (one
+    warning per kind of reason until :func:`reset_fallback_warnings`)."""
+    notice = layer.__dict__.get("_fallback_notice", _PROCESS_NOTICE)
+    kind = reason.split(" (")[0].split(" ")[0]
+    if kind in notice:
+        notice[kind] += 1
+        return
+    notice[kind] = 1
+    warnings.warn(
+        f"SpikingLinear ({layer.in_features}->{layer.out_features}) on CUDA takes the torch "
+        f"path, not the Triton kernels: {reason}. Same integers, slower. Warned once per "
+        f"model; other layers falling back for this reason are not reported again. "
+        f"kernel='triton' makes this an error, kernel='torch' silences it.",
+        RuntimeWarning, stacklevel=4,
+    )
+
+
+def share_fallback_warnings(model: nn.Module) -> int:
+    """Give every :class:`SpikingLinear` in ``model`` one shared fall-back notice, so that
+    ``kernel="auto"`` warns once per model rather than once per layer; returns the number of
+    layers. Layers never passed here share the process's notice instead."""
+    notice: dict = {}
+    n = 0
+    for m in model.modules():
+        if isinstance(m, SpikingLinear):
+            m.__dict__["_fallback_notice"] = notice
+            n += 1
+    return n
+
+
+def reset_fallback_warnings() -> None:
+    """Forget the process-wide fall-back notice (the next fall-back warns again)."""
+    _PROCESS_NOTICE.clear()

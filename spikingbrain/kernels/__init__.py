@@ -10,5 +10,10 @@ modules only when a CUDA tensor (or a test, through the Triton interpreter) asks
 - :mod:`spikingbrain.kernels.w8a_gemm_triton`: INT8 weights x spike counts, exact int32
   accumulation per weight group with the group scale, ``Vth`` and bias applied in the epilogue
   (count mode), or the same accumulators from bit planes of the spike trains (spike mode).
+- :mod:`spikingbrain.kernels.w8a_wgmma_gluon`: the Hopper count-mode GEMM (Gluon, wgmma).
 - :mod:`spikingbrain.kernels.spiking_linear_triton`: ``SpikingLinear.forward`` on CUDA.
+- :mod:`spikingbrain.kernels.coding_triton`: the spike coders ``encode`` / ``decode``.
+
+Each module's docstring names the CPU function it must equal (its reference in the tests);
+measurements live in docs/gpu.md.
 """

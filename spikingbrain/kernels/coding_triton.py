@@ -8,6 +8,9 @@ ternary trains one sign per element) into a flag the caller reads once.
 :func:`spikingbrain.coding.encode` / :func:`~spikingbrain.coding.decode` call them for CUDA
 tensors after their own argument checks, so errors and results are the CPU's.
 
+CPU reference: the torch paths of :func:`spikingbrain.coding.encode` and
+:func:`spikingbrain.coding.decode` (the tests compare the trains and counts bit for bit).
+
 >>> import torch
 >>> from spikingbrain.coding.schemes import get_scheme
 >>> from spikingbrain.kernels.coding_triton import decode_flat, encode_flat

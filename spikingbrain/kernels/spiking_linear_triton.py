@@ -5,6 +5,12 @@ can); :func:`spiking_linear_triton` runs it. The converter calls both from
 ``SpikingLinear.forward`` when ``SpikeConfig.kernel`` is ``"auto"`` (CUDA tensors) or
 ``"triton"``.
 
+CPU reference: ``SpikingLinear.forward`` with ``kernel="torch"``
+(:func:`spikingbrain.neurons.adaptive.adaptive_threshold`, then
+:func:`spikingbrain.converter.kernels.count_accumulators` /
+:func:`~spikingbrain.converter.kernels.spike_accumulators` and
+:func:`~spikingbrain.converter.kernels.epilogue`).
+
 >>> import torch
 >>> from torch import nn
 >>> from spikingbrain.converter import SpikeConfig, SpikingLinear
@@ -21,8 +27,8 @@ from __future__ import annotations
 
 import torch
 
-from spikingbrain.kernels.threshold_triton import exact_counts, threshold_counts
-from spikingbrain.kernels.w8a_gemm_triton import MAX_EXACT_COUNT, w8a_gemm
+from spikingbrain.kernels.threshold_triton import MAX_EXACT_COUNT, exact_counts, threshold_counts
+from spikingbrain.kernels.w8a_gemm_triton import CODE_RANGE, GemmWeights, w8a_gemm
 from spikingbrain.neurons.emitter import SpikeRecord
 
 __all__ = ["unsupported_reason", "spiking_linear_triton"]
@@ -39,8 +45,9 @@ def unsupported_reason(layer, x: torch.Tensor) -> str | None:
         return f"compute_dtype {cfg.compute_dtype} (the kernels' epilogue is float32)"
     if x.dtype not in _X_DTYPES:
         return f"input dtype {x.dtype} (float16, bfloat16 or float32 only)"
-    if layer.qdata.dtype != torch.int8:
-        return "int16 weight codes (imported codes beyond int8 take the torch path)"
+    if layer.qdata.dtype != torch.int8 and not _codes_fit(layer.qdata):
+        return (f"int16 weight codes outside [{CODE_RANGE[0]}, {CODE_RANGE[1]}] (the kernels "
+                f"split codes into two int8 digits)")
     if layer.n_groups > 1 and (layer.group_size < 16 or layer.group_size & (layer.group_size - 1)):
         return f"group size {layer.group_size} (a power of two >= 16, or one group per row)"
     lo, hi = cfg.count_limits()
@@ -56,9 +63,34 @@ def unsupported_reason(layer, x: torch.Tensor) -> str | None:
     return None
 
 
+def _codes_fit(qdata: torch.Tensor) -> bool:
+    """Whether int16 codes lie in :data:`CODE_RANGE` (two int8 digits). The answer is kept
+    with the tensor's storage pointer, version and shape; a tensor replaced or written in
+    place through itself is checked again."""
+    key = (qdata.data_ptr(), qdata._version, tuple(qdata.shape), qdata.device)
+    hit = _CODES_FIT.get(key)
+    if hit is None or hit[0]() is not qdata:
+        import weakref
+
+        lo, hi = torch.aminmax(qdata) if qdata.numel() else (torch.tensor(0), torch.tensor(0))
+        ok = CODE_RANGE[0] <= int(lo) and int(hi) <= CODE_RANGE[1]
+        if len(_CODES_FIT) > 4096:
+            _CODES_FIT.clear()
+        _CODES_FIT[key] = hit = (weakref.ref(qdata), ok)
+    return hit[1]
+
+
+_CODES_FIT: dict = {}
+
+
 def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRecord | None]:
     """``y = layer(x)`` through the kernels, and the :class:`SpikeRecord` (None when the
-    layer has no observers, so no counts are materialised)."""
+    layer has no observers, so no counts are materialised).
+
+    With ``config.check_finite`` one flag is read back (a device sync): a ValueError for
+    tokens with NaN/Inf, or with counts beyond the kernels' exact range (2**21, reachable
+    where ``Vth`` is clamped at 1e4). Without it, those tokens give NaN outputs, as on the
+    CPU (see ``SpikeConfig.check_finite``)."""
     cfg = layer.config
     lead = x.shape[:-1]
     x2 = x.reshape(-1, layer.in_features)
@@ -68,9 +100,10 @@ def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRe
     scheme = cfg.scheme if cfg.mode == "spike" else None
     t = threshold_counts(x2, cfg.k, lo, hi)
     if cfg.check_finite:
-        _check_finite(x2, t.vth)
-    y, _ = w8a_gemm(x2, t, layer.qdata, layer.scale, layer.bias, layer.group_size, scheme,
-                    scale_t=_scale_t(layer) if x2.is_cuda and scheme is None else None)
+        _check_read_back(x2, t.vth, cfg.k, lo, hi)
+    weights = GemmWeights(layer.qdata, layer.scale, layer.bias, layer.group_size,
+                          scale_t=_scale_t(layer) if x2.is_cuda and scheme is None else None)
+    y = w8a_gemm(x2, t, weights, scheme)
     record = None
     if layer._spike_observers:
         counts = exact_counts(x2, t).reshape(*lead, layer.in_features)
@@ -80,26 +113,36 @@ def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRe
 
 
 def _scale_t(layer) -> torch.Tensor | None:
-    """``layer.scale.t().contiguous()`` (the Hopper count-mode kernel's layout), kept on the
-    layer and rebuilt whenever ``scale`` moves or is written (its pointer, shape or version
-    changes). None for one group per row (the Hopper kernel needs groups)."""
+    """``layer.scale`` transposed to a contiguous ``[G, N]`` (the Hopper count-mode kernel's
+    layout), made from the current scales on every call: no cache, so no write (in place,
+    through ``.data``, or a replacement) can leave it stale. A view when the scales are
+    already stored column-major. None for one group per row (the Hopper kernel needs
+    groups)."""
     scale = layer.scale
     if scale.shape[1] == 1:
         return None
-    key = (scale.data_ptr(), tuple(scale.shape), scale._version, scale.device)
-    cached = layer.__dict__.get("_scale_t_cache")
-    if cached is None or cached[0] != key:
-        cached = (key, scale.t().contiguous())
-        layer.__dict__["_scale_t_cache"] = cached
-    return cached[1]
+    st = scale.t()
+    return st if st.is_contiguous() else st.contiguous()
 
 
-def _check_finite(x2: torch.Tensor, vth: torch.Tensor) -> None:
-    """The kernels mark a token holding NaN/Inf with ``Vth = NaN``: raise for it."""
-    if x2.numel() and bool(torch.isnan(vth).any()):
-        n_bad = int((~torch.isfinite(x2)).sum())
+def _check_read_back(x2: torch.Tensor, vth: torch.Tensor, k: float, lo, hi) -> None:
+    """The threshold kernel marks a token holding NaN/Inf, or counts beyond
+    :data:`MAX_EXACT_COUNT`, with ``Vth = NaN``: one read-back, then a ValueError saying
+    which."""
+    if not x2.numel() or not bool(torch.isnan(vth).any()):
+        return
+    n_bad = int((~torch.isfinite(x2)).sum())
+    if n_bad:
         raise ValueError(
             f"activations contain {n_bad} NaN/Inf value(s); the adaptive threshold needs "
             f"finite input (check the layer that produced them, or the model's dtype "
             f"overflow, e.g. run fp16 models in bfloat16 or float32)"
         )
+    n_tok = int(torch.isnan(vth).sum())
+    big = float(x2.float().abs().amax())
+    raise ValueError(
+        f"{n_tok} token(s) have spike counts beyond {MAX_EXACT_COUNT} (largest |x| {big:.3g}; "
+        f"Vth is clamped at 1e4, so counts grow with |x|): the GPU kernels cannot multiply "
+        f"them exactly. Use SpikeConfig(kernel='torch') for this model, or a window "
+        f"(T / max_count) that bounds the counts"
+    )

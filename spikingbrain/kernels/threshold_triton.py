@@ -6,6 +6,12 @@ For each token (row of ``x [M, K]``): ``Vth = clamp(mean(|x|) / k, 1e-5, 1e4)``,
 (values beyond int8 saturate here; the GEMM recomputes those tokens exactly from ``x``, see
 :mod:`spikingbrain.kernels.w8a_gemm_triton`), ``Vth``, ``max |q|`` and the number of clamped
 counts. A token holding NaN or Inf gets ``Vth = NaN`` and zero counts, so its outputs are NaN.
+So does a token whose largest count exceeds :data:`MAX_EXACT_COUNT` (possible where ``Vth``
+is clamped at its upper limit 1e4): the GEMM cannot multiply such counts exactly, and the
+caller's one read-back of ``Vth`` (``check_finite``) finds both cases.
+
+CPU reference: :func:`spikingbrain.neurons.adaptive.adaptive_threshold` (the tests compare
+``Vth`` and the counts with it).
 
 ``Vth`` is a float sum over the row: its last bit can differ from torch's reduction order, so
 a count whose ``x / Vth`` lies within an ulp of a half-integer may differ from the CPU's. The
@@ -30,7 +36,11 @@ from spikingbrain.neurons.adaptive import VTH_MAX, VTH_MIN
 
 triton, tl = import_triton()
 
-__all__ = ["ThresholdCounts", "threshold_counts", "exact_counts", "round_half_even"]
+__all__ = ["ThresholdCounts", "threshold_counts", "exact_counts", "round_half_even",
+           "MAX_EXACT_COUNT"]
+
+#: largest count magnitude the GEMM multiplies exactly (three balanced base-128 digits)
+MAX_EXACT_COUNT = 2**21 - 2**14 - 1
 
 _MAGIC = 12582912.0  # 1.5 * 2**23: (u + M) - M rounds |u| < 2**22 to an integer, ties to even
 
@@ -43,7 +53,7 @@ def round_half_even(u):
 
 @triton.jit
 def _threshold_kernel(x_ptr, c_ptr, vth_ptr, absmax_ptr, sat_ptr, K, stride_x, stride_c,
-                      k_div, lo, hi, VTH_LO: tl.constexpr, VTH_HI: tl.constexpr,
+                      k_div, lo, hi, bound, VTH_LO: tl.constexpr, VTH_HI: tl.constexpr,
                       HAS_LIMITS: tl.constexpr, BLOCK_K: tl.constexpr,
                       ONE_PASS: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
@@ -79,8 +89,12 @@ def _threshold_kernel(x_ptr, c_ptr, vth_ptr, absmax_ptr, sat_ptr, K, stride_x, s
         q = tl.where(finite, q, 0.0)
         big = tl.maximum(big, tl.abs(q))
         tl.store(c_row + k0 + offs, tl.minimum(tl.maximum(q, -128.0), 127.0).to(tl.int8), mask=m)
-    tl.store(vth_ptr + row, vth)
-    tl.store(absmax_ptr + row, tl.max(big, axis=0).to(tl.int32))
+    top = tl.max(big, axis=0)
+    # counts beyond the GEMM's exact range: mark the token like a non-finite one (Vth = NaN,
+    # absmax 0 so no kernel loops over its planes or digits); its outputs are NaN
+    over = top > bound
+    tl.store(vth_ptr + row, tl.where(over, float("nan"), vth))
+    tl.store(absmax_ptr + row, tl.where(over, 0.0, top).to(tl.int32))
     tl.store(sat_ptr + row, tl.sum(sat, axis=0))
 
 
@@ -101,7 +115,8 @@ class ThresholdCounts:
 def threshold_counts(x: torch.Tensor, k: float, lo: int | None = None, hi: int | None = None,
                      block_k: int = 1024) -> ThresholdCounts:
     """Run the threshold kernel on ``x [M, K]`` (float16 / bfloat16 / float32, contiguous
-    last dimension). ``lo, hi``: the window's count limits (None: unbounded)."""
+    last dimension). ``lo, hi``: the window's count limits (None: unbounded). Tokens with a
+    count beyond :data:`MAX_EXACT_COUNT` get ``Vth = NaN`` (see the module doc)."""
     if x.dim() != 2 or x.stride(-1) != 1:
         raise ValueError(f"x must be 2-D with a contiguous last dimension, got {tuple(x.shape)}")
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32):
@@ -119,7 +134,7 @@ def threshold_counts(x: torch.Tensor, k: float, lo: int | None = None, hi: int |
         one_pass = triton.next_power_of_2(K) <= 8192
         bk = triton.next_power_of_2(K) if one_pass else block_k
         _threshold_kernel[(M,)](x, counts, vth, absmax, sat, K, x.stride(0), counts.stride(0),
-                                float(k), flo, fhi, VTH_LO=VTH_MIN, VTH_HI=VTH_MAX,
+                                float(k), flo, fhi, float(MAX_EXACT_COUNT), VTH_LO=VTH_MIN, VTH_HI=VTH_MAX,
                                 HAS_LIMITS=has, BLOCK_K=bk, ONE_PASS=one_pass,
                                 num_warps=8 if bk >= 4096 else 4)
     return ThresholdCounts(counts, vth, absmax, sat, flo, fhi)
@@ -127,10 +142,13 @@ def threshold_counts(x: torch.Tensor, k: float, lo: int | None = None, hi: int |
 
 def exact_counts(x: torch.Tensor, t: ThresholdCounts) -> torch.Tensor:
     """The exact counts ``[M, K]`` as float32 (what an observer sees): the int8 counts, with
-    the tokens whose counts exceed int8 recomputed from ``x`` by the kernel's formula."""
+    the tokens whose counts exceed int8 recomputed from ``x`` by the kernel's formula.
+    Tokens marked with ``Vth = NaN`` (non-finite input, counts beyond
+    :data:`MAX_EXACT_COUNT`) get zero counts."""
     counts = t.counts8.to(torch.float32)
     rows = torch.nonzero(t.absmax > 127).flatten()
     if rows.numel():
         u = x[rows].to(torch.float32) / t.vth[rows, None]
         counts[rows] = torch.round(u).clamp(t.lo, t.hi)
+    counts[torch.isnan(t.vth)] = 0.0
     return counts

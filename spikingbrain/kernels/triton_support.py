@@ -6,6 +6,8 @@ arithmetic: that is how the test-suite checks the GPU kernels. The interpreter m
 before ``triton`` is first imported (``TRITON_INTERPRET=1``), so every kernel module imports
 Triton through :func:`import_triton`.
 
+CPU reference: none (no kernels here); each kernel module names its own.
+
 >>> from spikingbrain.kernels.triton_support import triton_status
 >>> triton_status()["interpreter"] in (True, False)
 True

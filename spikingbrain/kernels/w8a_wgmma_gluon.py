@@ -7,7 +7,7 @@ tensor cores, the float sum taken in the CPU's group order (g = 0, 1, ...).
 
 Why a second kernel: in Triton's ``tl.dot`` a product that is not a loop-carried accumulator is
 waited for as soon as it is issued, so each group's scale-and-add runs while the tensor cores
-idle (measured 1.4-1.7x the BF16 time at 4k tokens). This kernel is written in Gluon, Triton's
+idle (docs/gpu.md has the measurements). This kernel is written in Gluon, Triton's
 explicit-layout dialect, with ``warpgroup_mma(is_async=True)``: the product of group ``g + 1``
 is issued before the product of group ``g`` is waited for (``warpgroup_mma_wait(1)``), so the
 CUDA cores scale and add group ``g`` while the tensor cores multiply group ``g + 1``. Tiles come
@@ -18,9 +18,13 @@ The int32 -> float32 conversion of each group's accumulator is exact either way 
 128 * 127 * 128 < 2**22``); ``MAGIC`` selects the integer-add / float-subtract form instead of
 the conversion instruction.
 
+Int8 weight codes only: ``w8a_gemm`` sends layers with int16 codes to the Triton kernels.
+
+CPU reference: :func:`spikingbrain.converter.kernels.count_accumulators` and
+:func:`~spikingbrain.converter.kernels.epilogue` (``SpikingLinear`` with ``kernel="torch"``).
 Gluon kernels compile for Hopper only: Triton's interpreter does not run them, so CI checks them
 by compiling them for sm_90a (tests/kernels/test_kernels_wgmma_gluon.py) and the GPU tests
-compare them with the CPU count mode bit for bit (accumulators) on an H100.
+compare them with the CPU count mode on a Hopper GPU (``make test-gpu``).
 """
 
 from __future__ import annotations
@@ -43,9 +47,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (  # noqa: E402
 __all__ = ["w8a_gemm_wgmma", "wgmma_supported", "WGMMA_CONFIG"]
 
 #: tile shape of the kernel (BM tokens x BN outputs per program, STAGES shared-memory buffers),
-#: the fastest of nine measured on an H100 at 1k and 4k tokens on the 7B shapes
-#: (``benchmarks/probe_wgmma.py``): 0.98-1.15x the BF16 time at 4k tokens where 128 x 128 tiles
-#: with 8 warps took 1.49-1.69x (they spill 88 bytes; these 4)
+#: chosen with ``benchmarks/probe_wgmma.py`` (the comparison is in docs/gpu.md)
 WGMMA_CONFIG = dict(BM=128, BN=64, STAGES=4, GROUP_M=4, num_warps=4, MAGIC=False)
 
 

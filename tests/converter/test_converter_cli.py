@@ -4,6 +4,7 @@ exit code 2, nothing half-written (Ctrl-C included), calibration from a text fil
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -90,8 +91,11 @@ def test_convert_with_calibration_text(src, tmp_path):
 
 def test_ctrl_c_during_save_leaves_nothing(src, tmp_path):
     env = {**os.environ, KILL_AT_ENV: "tokenizer:INT"}
+    # a parent that ignores SIGINT (nohup, a background job, some CI runners) passes that on,
+    # and Python then keeps ignoring it: give the child the default Ctrl-C behaviour back
     proc = subprocess.run([sys.executable, "-m", "spikingbrain.cli", "convert", str(src),
                            str(tmp_path / "out"), "--group-size", "32"],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.returncode != 0
     assert list(tmp_path.iterdir()) == []  # no folder, no staging leftovers

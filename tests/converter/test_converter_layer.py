@@ -158,3 +158,40 @@ def test_config_validation():
         SpikeConfig.from_dict({"k": 3, "colour": "red"})
     cfg = SpikeConfig(compute_dtype=torch.float64, T=4)
     assert SpikeConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_auto_fallback_on_cuda_warns_once_per_model_with_the_reason():
+    """``kernel="auto"`` sending a CUDA call to the torch path warns once per model (not per
+    layer call), naming the reason. The decision is taken in ``_use_triton``; a stand-in for
+    a CUDA tensor reaches it on this CPU machine (the reason here is the mode, checked first)."""
+    from types import SimpleNamespace
+
+    from spikingbrain.converter.layer import reset_fallback_warnings, share_fallback_warnings
+
+    x = SimpleNamespace(is_cuda=True, dtype=torch.float32, device=torch.device("cuda"))
+    torch.manual_seed(0)
+    layers = [SpikingLinear.from_linear(nn.Linear(32, 32), SpikeConfig(mode="fake"))
+              for _ in range(3)]
+    for model in (nn.Sequential(*layers), nn.Sequential(*[
+            SpikingLinear.from_linear(nn.Linear(32, 32), SpikeConfig(mode="fake"))
+            for _ in range(2)])):
+        assert share_fallback_warnings(model) == len(model)
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            for _ in range(4):  # every layer, several calls
+                assert not any(m._use_triton(x) for m in model)
+        assert len(got) == 1, [str(w.message) for w in got]
+        assert "torch path" in str(got[0].message) and "mode 'fake'" in str(got[0].message)
+    reset_fallback_warnings()  # layers never shared: the process-wide notice, also once
+    loose = [SpikingLinear.from_linear(nn.Linear(32, 32), SpikeConfig(mode="fake"))
+             for _ in range(2)]
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        for m in loose * 3:
+            m._use_triton(x)
+    assert len(got) == 1
+    cpu = SpikingLinear.from_linear(nn.Linear(32, 32), SpikeConfig(mode="fake"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # auto on a CPU tensor is the normal path: no warning
+        reset_fallback_warnings()
+        cpu(torch.randn(2, 32))

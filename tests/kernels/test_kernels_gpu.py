@@ -29,7 +29,7 @@ def _threshold_from_cpu(x_cpu, layer):
                                    (8, 18944, 256)])
 @pytest.mark.parametrize("scheme", [None, "bitwise_bidirectional", "bitwise_twos_complement"])
 def test_cuda_accumulators_equal_cpu_count_mode(shape, scheme):
-    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+    from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm_tuning
 
     m, k, n = shape
     torch.manual_seed(m + k + n)
@@ -40,8 +40,8 @@ def test_cuda_accumulators_equal_cpu_count_mode(shape, scheme):
     ref = count_accumulators(counts, layer.qdata, layer.group_size)
     tg = type(t)(*(v.cuda() if torch.is_tensor(v) else v for v in vars(t).values()))
     lg = layer.cuda()
-    y, acc = w8a_gemm(x.cuda(), tg, lg.qdata, lg.scale, lg.bias, lg.group_size, scheme,
-                      store_acc=True, out_dtype=torch.float32)
+    y, acc = w8a_gemm_tuning(x.cuda(), tg, GemmWeights.of(lg), scheme, store_acc=True,
+                             out_dtype=torch.float32)
     assert torch.equal(acc.cpu(), ref)
     layer_cpu = layer.cpu()
     y_cpu = layer_cpu(x)
@@ -98,7 +98,7 @@ def test_hopper_wgmma_count_mode_equals_cpu(shape):
     """The Gluon wgmma kernel (dispatched by ``w8a_gemm`` on Hopper) on the int8 blocks, the
     general kernel on the block with a massive activation: the CPU layer's output within
     float32 rounding, and the general kernel's output on every block."""
-    from spikingbrain.kernels.w8a_gemm_triton import w8a_gemm
+    from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm_tuning
 
     m, k, n = shape
     torch.manual_seed(m + n)
@@ -109,10 +109,52 @@ def test_hopper_wgmma_count_mode_equals_cpu(shape):
     y_cpu = layer(x)
     tg = type(t)(*(v.cuda() if torch.is_tensor(v) else v for v in vars(t).values()))
     lg = layer.cuda()
-    args = (x.cuda(), tg, lg.qdata, lg.scale, lg.bias, lg.group_size)
-    y_hop, _ = w8a_gemm(*args, out_dtype=torch.float32, hopper=True)
-    y_gen, _ = w8a_gemm(*args, out_dtype=torch.float32, hopper=False)
+    args = (x.cuda(), tg, GemmWeights.of(lg))
+    y_hop, _ = w8a_gemm_tuning(*args, out_dtype=torch.float32, hopper=True)
+    y_gen, _ = w8a_gemm_tuning(*args, out_dtype=torch.float32, hopper=False)
     assert not torch.isnan(y_hop).any()
     torch.testing.assert_close(y_hop.cpu(), y_cpu, rtol=2e-6, atol=2e-5)
     torch.testing.assert_close(y_hop, y_gen, rtol=1e-6, atol=1e-6)
+    layer.cpu()
+
+
+def _with_int16_codes(layer, frac=0.01, seed=0):
+    """``layer`` with ``frac`` of its codes moved beyond int8 (+-128..383, random places), as
+    in public W8ASpike checkpoints (about 1 % there)."""
+    g = torch.Generator().manual_seed(seed)
+    q = layer.qdata.cpu().to(torch.int16)
+    big = torch.rand(q.shape, generator=g) < frac
+    n = int(big.sum())
+    q[big] = torch.randint(128, 384, (n,), generator=g, dtype=torch.int16) * torch.where(
+        torch.rand(n, generator=g) < 0.5, -1, 1).to(torch.int16)
+    layer.qdata = q.to(layer.qdata.device)
+    return layer
+
+
+@cuda
+@pytest.mark.parametrize("mode", ["count", "spike"])
+@pytest.mark.parametrize("m", [8, 300])  # decode-sized; prefill-sized (two-tile kernel)
+def test_cuda_int16_code_layer_equals_cpu(mode, m):
+    """int16 codes (1 % beyond int8) on the kernels: the accumulators of the integer
+    reference bit for bit, the layer output within float32 rounding, and no fall-back."""
+    from spikingbrain.converter.kernels import reference_accumulators
+    from spikingbrain.kernels.spiking_linear_triton import unsupported_reason
+    from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm_tuning
+
+    torch.manual_seed(m)
+    layer = _with_int16_codes(SpikingLinear.from_linear(nn.Linear(3584, 512),
+                                                        SpikeConfig(mode=mode)))
+    assert layer.qdata.dtype == torch.int16
+    x = torch.randn(m, 3584)
+    x[m // 2, 7] = 400.0  # counts beyond int8 in one block: the digit path too
+    counts, t = _threshold_from_cpu(x, layer)
+    ref = reference_accumulators(counts, layer.qdata, layer.group_size)
+    y_cpu = layer(x)
+    lg = layer.cuda()
+    tg = type(t)(*(v.cuda() if torch.is_tensor(v) else v for v in vars(t).values()))
+    scheme = "bitwise_bidirectional" if mode == "spike" else None
+    _, acc = w8a_gemm_tuning(x.cuda(), tg, GemmWeights.of(lg), scheme, store_acc=True)
+    assert torch.equal(acc.cpu().long(), ref)
+    assert unsupported_reason(lg, x.cuda()) is None
+    torch.testing.assert_close(lg(x.cuda()).cpu(), y_cpu, rtol=2e-6, atol=2e-5)
     layer.cpu()

@@ -1,6 +1,8 @@
 """GLA: the naive recurrence, the chunked parallel form and the recurrent step agree on outputs,
 final states and gradients."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -75,3 +77,33 @@ def test_bad_shapes_and_backend():
         gla_naive(q, k[..., :4], v, log_g)
     with pytest.raises(ValueError, match="backend"):
         gla(q, k, v, log_g, backend="magic")
+
+
+@pytest.mark.parametrize("ver,ok", [("0.6.2", True), ("0.6.0.dev1", True), ("0.5.1", False),
+                                    ("0.7.0", False), ("0.1.2", False), ("weird", False)])
+def test_fla_version_is_checked_before_use(monkeypatch, ver, ok):
+    import spikingbrain.models.ops.gla as gla_mod
+
+    monkeypatch.setattr(gla_mod, "_fla_version", lambda: ver)
+    monkeypatch.setattr(gla_mod, "_FLA_WARNED", set())
+    assert (gla_mod._fla_unsupported(ver) is None) == ok
+    if ok:
+        assert gla_mod._fla_available()
+        return
+    with pytest.warns(RuntimeWarning, match=f"flash-linear-attention {ver}.*tested"):
+        assert not gla_mod._fla_available()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per version, not per call
+        assert not gla_mod._fla_available()
+    q, k, v, log_g, _ = _inputs(L=4)
+    with pytest.raises(RuntimeError, match="backend='fla' cannot run.*0.6.x"):
+        gla(q, k, v, log_g, backend="fla")
+
+
+def test_fla_missing_is_not_available(monkeypatch):
+    import spikingbrain.models.ops.gla as gla_mod
+
+    monkeypatch.setattr(gla_mod, "_fla_version", lambda: None)
+    assert not gla_mod._fla_available()
+    with pytest.raises(RuntimeError, match="not installed"):
+        gla(*_inputs(L=3)[:4], backend="fla")

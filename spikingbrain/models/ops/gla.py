@@ -117,8 +117,52 @@ def gla_chunked(q, k, v, log_g, *, scale: float | None = None,
     return o.to(q.dtype), (state if output_final_state else None)
 
 
+#: flash-linear-attention releases whose ``chunk_gla`` / ``fused_recurrent_gla`` take
+#: ``[B, L, H, D]`` tensors by default, as :func:`_fla_gla` passes them (tested: 0.6.x)
+FLA_TESTED = ((0, 6),)
+
+
+def _fla_version() -> str | None:
+    """The installed flash-linear-attention version (None when ``fla`` is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("fla") is None:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("fla-core", "flash-linear-attention"):  # 0.6 ships the module in fla-core
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    import fla
+
+    return str(getattr(fla, "__version__", "unknown"))
+
+
+def _fla_unsupported(ver: str | None) -> str | None:
+    """Why the installed fla cannot be used (None when it can)."""
+    if ver is None:
+        return "flash-linear-attention is not installed (pip install flash-linear-attention)"
+    try:
+        major, minor = (int(p) for p in ver.split(".")[:2])
+    except ValueError:
+        major = minor = -1
+    if (major, minor) not in FLA_TESTED:
+        tested = ", ".join(f"{a}.{b}.x" for a, b in FLA_TESTED)
+        return (f"flash-linear-attention {ver} is installed; its kernels' tensor layout "
+                f"changed between releases and only {tested} ([B, L, H, D]) is tested here "
+                f"(pip install 'flash-linear-attention>=0.6,<0.7')")
+    return None
+
+
 def _fla_gla(q, k, v, log_g, *, scale, initial_state, output_final_state, recurrent: bool):
-    """flash-linear-attention's kernels ([B, L, H, D] layout there)."""
+    """flash-linear-attention's kernels ([B, L, H, D] layout there; a release other than
+    :data:`FLA_TESTED` raises, since its layout may differ)."""
+    why = _fla_unsupported(_fla_version())
+    if why is not None:
+        raise RuntimeError(f"backend='fla' cannot run: {why}; use backend='auto' or "
+                           f"'chunked'")
     from fla.ops.gla import chunk_gla, fused_recurrent_gla
 
     t = [x.transpose(1, 2).contiguous() for x in (q, k, v, log_g)]
@@ -132,10 +176,25 @@ def _fla_gla(q, k, v, log_g, *, scale, initial_state, output_final_state, recurr
     return o.transpose(1, 2), s
 
 
-def _fla_available() -> bool:
-    import importlib.util
+_FLA_WARNED: set = set()
 
-    return importlib.util.find_spec("fla") is not None
+
+def _fla_available() -> bool:
+    """Whether ``backend="auto"`` may use fla: installed and a tested release. An installed
+    release of another version warns once (with the reason) and is not used."""
+    ver = _fla_version()
+    if ver is None:
+        return False
+    why = _fla_unsupported(ver)
+    if why is not None:
+        if ver not in _FLA_WARNED:
+            _FLA_WARNED.add(ver)
+            import warnings
+
+            warnings.warn(f"GLA takes the PyTorch chunked path on CUDA, not fla: {why}",
+                          RuntimeWarning, stacklevel=3)
+        return False
+    return True
 
 
 def gla(q, k, v, log_g, *, scale: float | None = None,
