@@ -254,9 +254,10 @@ class CodeAbsmaxCache:
 def cpu_gemm_backend() -> str:
     """``"int"`` (``torch._int_mm``) or ``"float"`` (exact fp32/fp64 GEMM) for CPU count mode.
 
-    Set by ``SPIKINGBRAIN_CPU_GEMM`` = ``int`` | ``float`` | ``auto`` (default). ``auto`` times
-    both once per process on a 256 x 128 @ 128 x 512 product and keeps the faster (on CPUs
-    without VNNI ``_int_mm`` can be an order of magnitude slower than fp32).
+    Set by ``SPIKINGBRAIN_CPU_GEMM`` = ``int`` | ``float`` | ``auto`` (default). ``auto`` decides
+    once per process: ``int`` on CPUs with VNNI / AMX, elsewhere a quick timing of both on a
+    128 x 128 @ 128 x 256 product (``float`` only when at least 2x faster: on CPUs without
+    VNNI ``_int_mm`` can be an order of magnitude slower than fp32).
 
     >>> cpu_gemm_backend() in ("int", "float")
     True
@@ -273,29 +274,55 @@ def cpu_gemm_backend() -> str:
     return _measured_backend
 
 
-def _measure_cpu_gemm(m: int = 256, k: int = 128, n: int = 512, repeats: int = 5) -> str:
-    """Time ``_int_mm`` against an fp32 matmul (with the int8 -> fp32 weight conversion that
-    the float path pays) and return the faster backend's name. A few milliseconds."""
+#: /proc/cpuinfo flags of CPUs whose oneDNN int8 GEMM (behind ``torch._int_mm``) is fast
+_FAST_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def _has_fast_int8() -> bool:
+    """Whether the CPU has VNNI / AMX int8 dot products that oneDNN may use (Linux flags;
+    False elsewhere, or when ``ONEDNN_MAX_CPU_ISA`` / ``DNNL_MAX_CPU_ISA`` restricts oneDNN)."""
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        if os.environ.get(var, "ALL").upper() != "ALL":
+            return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return any(fl in flags for fl in _FAST_INT8_FLAGS)
+    except OSError:
+        pass
+    return False
+
+
+def _measure_cpu_gemm(m: int = 128, k: int = 128, n: int = 256, repeats: int = 7,
+                      margin: float = 2.0) -> str:
+    """``"int"`` on CPUs with VNNI / AMX (:func:`_has_fast_int8`); elsewhere times
+    ``_int_mm`` against an fp32 matmul (including the int8 -> fp32 weight conversion the float
+    path pays), interleaved, best of ``repeats``, and returns ``"float"`` only when it is at
+    least ``margin`` times faster (the slow ``_int_mm`` CPUs are ~10x off, so noise on a busy
+    machine does not flip the choice). A few milliseconds."""
     if not hasattr(torch, "_int_mm"):
         return "float"
+    if _has_fast_int8():
+        return "int"
     g = torch.Generator().manual_seed(0)
     a = torch.randint(-8, 9, (m, k), generator=g, dtype=torch.int8)
     b = torch.randint(-127, 128, (n, k), generator=g, dtype=torch.int8)
     af = a.float()
-
-    def best(fn) -> float:
-        fn()
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return min(ts)
-
+    fns = {"int": lambda: torch._int_mm(a, b.t()),
+           "float": lambda: torch.mm(af, b.float().t()).to(torch.int32)}
+    best = {}
     with torch.no_grad():
-        t_int = best(lambda: torch._int_mm(a, b.t()))
-        t_float = best(lambda: torch.mm(af, b.float().t()).to(torch.int32))
-    return "float" if t_float < t_int else "int"
+        for fn in fns.values():
+            fn()  # first calls build oneDNN kernels
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                best[name] = min(best.get(name, dt), dt)
+    return "float" if best["float"] * margin < best["int"] else "int"
 
 
 def _grouped_float_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], dtype: torch.dtype
