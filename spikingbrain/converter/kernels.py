@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -94,7 +95,7 @@ def _int_mm_ok(a: torch.Tensor, b_t: torch.Tensor) -> bool:
     if not hasattr(torch, "_int_mm"):
         return False
     if a.device.type == "cpu":
-        return True
+        return _int_mm_exact_on_cpu()
     if a.device.type == "cuda":
         m, k = a.shape
         n = b_t.shape[0]
@@ -255,7 +256,9 @@ def cpu_gemm_backend() -> str:
     """``"int"`` (``torch._int_mm``) or ``"float"`` (exact fp32/fp64 GEMM) for CPU count mode.
 
     Set by ``SPIKINGBRAIN_CPU_GEMM`` = ``int`` | ``float`` | ``auto`` (default). ``auto`` decides
-    once per process: ``int`` on CPUs with VNNI / AMX, elsewhere a quick timing of both on a
+    once per process: ``int`` where torch runs ``_int_mm`` on oneDNN with AVX512-VNNI, ``float``
+    where ``_int_mm`` would be inexact (oneDNN limited below VNNI by ``ONEDNN_MAX_CPU_ISA``: then
+    ``int`` also avoids it and uses fp64), elsewhere a quick timing of both on a
     128 x 128 @ 128 x 256 product (``float`` only when at least 2x faster: on CPUs without
     VNNI ``_int_mm`` can be an order of magnitude slower than fp32).
 
@@ -274,37 +277,54 @@ def cpu_gemm_backend() -> str:
     return _measured_backend
 
 
-#: /proc/cpuinfo flags of CPUs whose oneDNN int8 GEMM (behind ``torch._int_mm``) is fast
-_FAST_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: oneDNN ISA limits below VNNI: its int8 GEMM then sums u8*s8 pairs in saturating int16
+_PRE_VNNI_ISAS = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
 
 
-def _has_fast_int8() -> bool:
-    """Whether the CPU has VNNI / AMX int8 dot products that oneDNN may use (Linux flags;
-    False elsewhere, or when ``ONEDNN_MAX_CPU_ISA`` / ``DNNL_MAX_CPU_ISA`` restricts oneDNN)."""
-    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
-        if os.environ.get(var, "ALL").upper() != "ALL":
-            return False
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset:
+    """The CPU's /proc/cpuinfo flags (empty where there is no such file)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return any(fl in flags for fl in _FAST_INT8_FLAGS)
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def _onednn_isa() -> str:
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        if os.environ.get(var):
+            return os.environ[var].strip().upper()
+    return "ALL"
+
+
+def _int_mm_uses_onednn() -> bool:
+    """torch hands CPU ``_int_mm`` to oneDNN only on CPUs with AVX512-VNNI; elsewhere it runs
+    its exact but slow reference loop (pytorch PR 136942, after issue 136746)."""
+    return "avx512_vnni" in _cpu_flags()
+
+
+def _int_mm_exact_on_cpu() -> bool:
+    """False where CPU ``_int_mm`` returns wrong sums: torch calls oneDNN (VNNI CPU) while
+    ``ONEDNN_MAX_CPU_ISA`` limits oneDNN to a pre-VNNI ISA (AVX2, AVX512_CORE, ...), whose
+    int8 kernels saturate int16 partial sums (checked: 2 * 127 * 127 gives 255)."""
+    return not (_int_mm_uses_onednn() and _onednn_isa() in _PRE_VNNI_ISAS)
 
 
 def _measure_cpu_gemm(m: int = 128, k: int = 128, n: int = 256, repeats: int = 7,
                       margin: float = 2.0) -> str:
-    """``"int"`` on CPUs with VNNI / AMX (:func:`_has_fast_int8`); elsewhere times
+    """``"float"`` where ``_int_mm`` is not exact (:func:`_int_mm_exact_on_cpu`), ``"int"``
+    where torch runs it on oneDNN with VNNI (:func:`_int_mm_uses_onednn`); elsewhere times
     ``_int_mm`` against an fp32 matmul (including the int8 -> fp32 weight conversion the float
     path pays), interleaved, best of ``repeats``, and returns ``"float"`` only when it is at
     least ``margin`` times faster (the slow ``_int_mm`` CPUs are ~10x off, so noise on a busy
     machine does not flip the choice). A few milliseconds."""
-    if not hasattr(torch, "_int_mm"):
+    if not hasattr(torch, "_int_mm") or not _int_mm_exact_on_cpu():
         return "float"
-    if _has_fast_int8():
+    if _int_mm_uses_onednn() and _onednn_isa() == "ALL":
         return "int"
     g = torch.Generator().manual_seed(0)
     a = torch.randint(-8, 9, (m, k), generator=g, dtype=torch.int8)

@@ -88,6 +88,7 @@ def test_errors_inside_the_integer_matmul_are_not_swallowed(monkeypatch):
     """Only the narrow, tested shape rules choose the float path; any other error (out of
     memory, a bug) propagates instead of a silent float64 retry."""
     import spikingbrain.converter.kernels as kernels
+    monkeypatch.setattr(kernels, "_int_mm_exact_on_cpu", lambda: True)  # routing under test
 
     monkeypatch.setenv("SPIKINGBRAIN_CPU_GEMM", "int")
 
@@ -173,6 +174,7 @@ def test_float_path_above_the_fp32_bound_uses_fp64(monkeypatch):
 
 def test_float_path_above_the_fp64_bound_takes_the_integer_path(monkeypatch):
     import spikingbrain.converter.kernels as kernels
+    monkeypatch.setattr(kernels, "_int_mm_exact_on_cpu", lambda: True)  # routing under test
 
     _float_backend(monkeypatch)
     assert kernels.exact_float_dtype(2**20, 2**20, 2**14) is None
@@ -246,6 +248,7 @@ def test_random_products_near_the_bound_are_exact(gs, cmax, qmax, seed):
 
 def test_env_override_chooses_the_backend(monkeypatch):
     import spikingbrain.converter.kernels as kernels
+    monkeypatch.setattr(kernels, "_int_mm_exact_on_cpu", lambda: True)  # routing under test
 
     calls = {"int": 0, "float": 0}
     real_int, real_float = kernels._grouped_int_mm, kernels._grouped_float_mm
@@ -259,7 +262,7 @@ def test_env_override_chooses_the_backend(monkeypatch):
     monkeypatch.setattr(kernels, "_grouped_int_mm", count("int", real_int))
     monkeypatch.setattr(kernels, "_grouped_float_mm", count("float", real_float))
     c = torch.randint(-9, 10, (8, 32))
-    q = torch.randint(-127, 128, (4, 32), dtype=torch.int8)
+    q = torch.randint(-63, 64, (4, 32), dtype=torch.int8)  # small: exact on every oneDNN ISA
     ref = reference_accumulators(c, q, 16)
     for backend in ("int", "float"):
         monkeypatch.setenv("SPIKINGBRAIN_CPU_GEMM", backend)
@@ -283,15 +286,35 @@ def test_auto_measures_once_per_process(monkeypatch):
     assert runs == [1]
     monkeypatch.undo()
     assert kernels._measure_cpu_gemm() in ("int", "float")  # the real decision runs
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN restricted: no VNNI shortcut
-    assert not kernels._has_fast_int8()
+    monkeypatch.setattr(kernels, "_int_mm_uses_onednn", lambda: False)  # torch's ref loop
     assert kernels._measure_cpu_gemm() in ("int", "float")  # the timing runs
+
+
+def test_int_mm_is_avoided_where_onednn_would_saturate(monkeypatch):
+    """A VNNI CPU with oneDNN limited to AVX2: torch still calls oneDNN, whose pre-VNNI int8
+    kernels saturate; both backends must then avoid _int_mm and stay exact."""
+    import spikingbrain.converter.kernels as kernels
+
+    monkeypatch.setattr(kernels, "_int_mm_uses_onednn", lambda: True)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not kernels._int_mm_exact_on_cpu()
+    assert kernels._measure_cpu_gemm() == "float"
+    monkeypatch.setattr(torch, "_int_mm", lambda *a: pytest.fail("_int_mm must not run"))
+    c = torch.randint(-60, 61, (20, 64))
+    q = torch.randint(-127, 128, (8, 64), dtype=torch.int8)
+    for backend in ("int", "float"):
+        monkeypatch.setenv("SPIKINGBRAIN_CPU_GEMM", backend)
+        assert torch.equal(kernels.count_accumulators(c, q, 32).long(),
+                           reference_accumulators(c, q, 32))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
+    assert kernels._int_mm_exact_on_cpu()
 
 
 def test_auto_picks_float_only_when_clearly_faster(monkeypatch):
     import spikingbrain.converter.kernels as kernels
+    monkeypatch.setattr(kernels, "_int_mm_exact_on_cpu", lambda: True)  # routing under test
 
-    monkeypatch.setattr(kernels, "_has_fast_int8", lambda: False)
+    monkeypatch.setattr(kernels, "_int_mm_uses_onednn", lambda: False)
     # an "_int_mm" 20x slower than anything else: the slow-CPU case the float path is for
     real = torch._int_mm
 
@@ -305,8 +328,10 @@ def test_auto_picks_float_only_when_clearly_faster(monkeypatch):
 
     monkeypatch.setattr(torch, "_int_mm", slow_int_mm)
     assert kernels._measure_cpu_gemm(repeats=2) == "float"
-    monkeypatch.setattr(kernels, "_has_fast_int8", lambda: True)
-    assert kernels._measure_cpu_gemm() == "int"  # VNNI / AMX: no timing needed
+    monkeypatch.setattr(kernels, "_int_mm_uses_onednn", lambda: True)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert kernels._measure_cpu_gemm() == "int"  # oneDNN with VNNI: no timing needed
 
 
 def test_code_absmax_cache_follows_in_place_updates():
