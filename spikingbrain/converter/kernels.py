@@ -190,7 +190,8 @@ def exact_float_dtype(group_size: int, count_absmax: float, code_absmax: float
     >>> exact_float_dtype(2**20, 2**20, 2**20) is None
     True
     """
-    bound = int(group_size) * int(count_absmax) * int(code_absmax)
+    # factors of at least 1: zero codes must not let huge counts into fp32 (inf * 0 = nan)
+    bound = max(int(group_size), 1) * max(int(count_absmax), 1) * max(int(code_absmax), 1)
     if bound <= 2**24 and _fp32_matmul_is_ieee():
         return torch.float32
     if bound <= 2**53:
