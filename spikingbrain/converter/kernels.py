@@ -8,6 +8,9 @@
   ``a_j`` in [-64, 63] (the top digit in int8), and the digit products are recombined in int32:
   nothing wraps as long as the true result fits int32. Where ``_int_mm`` is unavailable (other
   devices or shapes it refuses) a float64 matmul is used, exact while ``|acc| < 2**53``.
+  On the CPU an fp32 GEMM can take its place (:func:`cpu_gemm_backend`, env
+  ``SPIKINGBRAIN_CPU_GEMM``): it is used only when :func:`exact_float_dtype` proves every
+  partial sum exact (``group_size * max|count| * max|code| <= 2**24``, fp64 up to ``2**53``).
 - :func:`spike_accumulators` (mode ``"spike"``): the counts are expanded into a spike train with
   :func:`spikingbrain.coding.encode` and every time step is accumulated with its time weight:
   ``acc = sum_t w_t * (qdata @ s_t)``. Unsigned schemes carry negative counts on a second train
@@ -27,6 +30,10 @@ True
 
 from __future__ import annotations
 
+import functools
+import os
+import time
+
 import torch
 
 from spikingbrain.coding import encode
@@ -34,7 +41,10 @@ from spikingbrain.coding.schemes import get_scheme
 from spikingbrain.converter.quant import n_groups
 
 __all__ = [
+    "CodeAbsmaxCache",
     "count_accumulators",
+    "cpu_gemm_backend",
+    "exact_float_dtype",
     "epilogue",
     "exact_int_matmul",
     "int8_digits",
@@ -85,7 +95,7 @@ def _int_mm_ok(a: torch.Tensor, b_t: torch.Tensor) -> bool:
     if not hasattr(torch, "_int_mm"):
         return False
     if a.device.type == "cpu":
-        return True
+        return _int_mm_exact_on_cpu()
     if a.device.type == "cuda":
         m, k = a.shape
         n = b_t.shape[0]
@@ -135,17 +145,219 @@ def exact_int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _grouped_matmul(a: torch.Tensor, b: torch.Tensor, group_size: int,
-                    col_absmax: torch.Tensor | None = None) -> torch.Tensor:
+                    col_absmax: torch.Tensor | None = None,
+                    code_absmax: int | None = None) -> torch.Tensor:
     m, k = a.shape
     n = b.shape[0]
     G = n_groups(k, group_size)
     if m == 0 or n == 0 or k == 0:
         return torch.zeros(m, n, G, dtype=torch.int32, device=a.device)
     sl = [slice(g * group_size, (g + 1) * group_size) for g in range(G)]
+    if a.device.type == "cpu" and cpu_gemm_backend() == "float":
+        count_max = _absmax(a) if col_absmax is None else int(col_absmax.max())
+        code_max = _code_absmax(b) if code_absmax is None else int(code_absmax)
+        dtype = exact_float_dtype(min(group_size, k), count_max, code_max)
+        if dtype is not None:
+            return _grouped_float_mm(a, b, sl, dtype)
     if _int_mm_ok(a, b):
         return _grouped_int_mm(a, b, sl, group_size, col_absmax)
     a = _as_int(a)
     return torch.stack([_float_matmul(a[:, s], b[:, s]) for s in sl], dim=-1)
+
+
+# ---------------------------------------------------------------- exact float GEMM on the CPU
+#: environment variable choosing the CPU count-mode GEMM: "int", "float" or "auto" (default)
+CPU_GEMM_ENV = "SPIKINGBRAIN_CPU_GEMM"
+_CPU_GEMM_CHOICES = ("auto", "int", "float")
+_measured_backend: str | None = None
+
+
+def exact_float_dtype(group_size: int, count_absmax: float, code_absmax: float
+                      ) -> torch.dtype | None:
+    """The narrowest float dtype whose GEMM gives the integer accumulators exactly, or None.
+
+    Every partial sum of ``group_size`` products ``count * code`` is an integer of magnitude at
+    most ``bound = group_size * max|count| * max|code|``. All integers up to ``2**24`` (fp32)
+    or ``2**53`` (fp64) are representable, so any summation order (blocking, FMA) is exact
+    while ``bound <= 2**24`` (fp32) or ``<= 2**53`` (fp64). fp32 is offered only while fp32
+    matmuls run in IEEE fp32 (``torch.get_float32_matmul_precision() == "highest"`` and no
+    oneDNN bf16/tf32 down-conversion); otherwise fp64 takes its place.
+
+    >>> exact_float_dtype(128, 127, 1024)
+    torch.float32
+    >>> exact_float_dtype(128, 128, 1025)
+    torch.float64
+    >>> exact_float_dtype(2**20, 2**20, 2**20) is None
+    True
+    """
+    # factors of at least 1: zero codes must not let huge counts into fp32 (inf * 0 = nan)
+    bound = max(int(group_size), 1) * max(int(count_absmax), 1) * max(int(code_absmax), 1)
+    if bound <= 2**24 and _fp32_matmul_is_ieee():
+        return torch.float32
+    if bound <= 2**53:
+        return torch.float64
+    return None
+
+
+def _fp32_matmul_is_ieee() -> bool:
+    """Whether CPU fp32 matmuls are plain IEEE fp32 (no bf16 / tf32 down-conversion)."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    mk = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    prec = getattr(mk, "fp32_precision", "ieee")
+    return prec in ("ieee", "none")
+
+
+def _absmax(t: torch.Tensor) -> int:
+    if t.numel() == 0:
+        return 0
+    lo, hi = torch.aminmax(t)
+    return int(max(-float(lo), float(hi)))
+
+
+def _code_absmax(q: torch.Tensor) -> int:
+    """max |code|: the dtype's bound for int8 codes (no scan), else a scan of ``q``."""
+    return 128 if q.dtype == torch.int8 else _absmax(q)
+
+
+class CodeAbsmaxCache:
+    """Remembers ``max |qdata|`` of one weight tensor between calls.
+
+    int8 codes need no scan (their bound, 128, is used); wider codes are scanned once per
+    storage and version (``data_ptr``, ``_version``), so in-place updates through the tensor
+    (``copy_``, ``load_state_dict``) are seen. Writes through ``.data`` bypass the version
+    counter: call :meth:`clear` after such an edit.
+
+    >>> q = torch.tensor([[300, -7]], dtype=torch.int16)
+    >>> cache = CodeAbsmaxCache()
+    >>> cache(q)
+    300
+    >>> q.mul_(2) is not None and cache(q)
+    600
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value = 0
+
+    def __call__(self, qdata: torch.Tensor) -> int:
+        if qdata.dtype == torch.int8:
+            return 128
+        key = (qdata.data_ptr(), qdata._version, qdata.dtype, tuple(qdata.shape))
+        if key != self._key:
+            self._value, self._key = _absmax(qdata), key
+        return self._value
+
+    def clear(self) -> None:
+        """Forget the cached value (after writing codes through ``.data``)."""
+        self._key = None
+
+
+def cpu_gemm_backend() -> str:
+    """``"int"`` (``torch._int_mm``) or ``"float"`` (exact fp32/fp64 GEMM) for CPU count mode.
+
+    Set by ``SPIKINGBRAIN_CPU_GEMM`` = ``int`` | ``float`` | ``auto`` (default). ``auto`` decides
+    once per process: ``int`` where torch runs ``_int_mm`` on oneDNN with AVX512-VNNI, ``float``
+    where ``_int_mm`` would be inexact (oneDNN limited below VNNI by ``ONEDNN_MAX_CPU_ISA``: then
+    ``int`` also avoids it and uses fp64), elsewhere a quick timing of both on a
+    128 x 128 @ 128 x 256 product (``float`` only when at least 2x faster: on CPUs without
+    VNNI ``_int_mm`` can be an order of magnitude slower than fp32).
+
+    >>> cpu_gemm_backend() in ("int", "float")
+    True
+    """
+    global _measured_backend
+    choice = os.environ.get(CPU_GEMM_ENV, "auto").strip().lower() or "auto"
+    if choice not in _CPU_GEMM_CHOICES:
+        raise ValueError(f"{CPU_GEMM_ENV}={os.environ.get(CPU_GEMM_ENV)!r} is not valid; "
+                         f"use one of {', '.join(_CPU_GEMM_CHOICES)}")
+    if choice != "auto":
+        return choice
+    if _measured_backend is None:
+        _measured_backend = _measure_cpu_gemm()
+    return _measured_backend
+
+
+#: oneDNN ISA limits below VNNI: its int8 GEMM then sums u8*s8 pairs in saturating int16
+_PRE_VNNI_ISAS = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset:
+    """The CPU's /proc/cpuinfo flags (empty where there is no such file)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _onednn_isa() -> str:
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        if os.environ.get(var):
+            return os.environ[var].strip().upper()
+    return "ALL"
+
+
+def _int_mm_uses_onednn() -> bool:
+    """torch hands CPU ``_int_mm`` to oneDNN only on CPUs with AVX512-VNNI; elsewhere it runs
+    its exact but slow reference loop (pytorch PR 136942, after issue 136746)."""
+    return "avx512_vnni" in _cpu_flags()
+
+
+def _int_mm_exact_on_cpu() -> bool:
+    """False where CPU ``_int_mm`` returns wrong sums: torch calls oneDNN (VNNI CPU) while
+    ``ONEDNN_MAX_CPU_ISA`` limits oneDNN to a pre-VNNI ISA (AVX2, AVX512_CORE, ...), whose
+    int8 kernels saturate int16 partial sums (checked: 2 * 127 * 127 gives 255)."""
+    return not (_int_mm_uses_onednn() and _onednn_isa() in _PRE_VNNI_ISAS)
+
+
+def _measure_cpu_gemm(m: int = 128, k: int = 128, n: int = 256, repeats: int = 7,
+                      margin: float = 2.0) -> str:
+    """``"float"`` where ``_int_mm`` is not exact (:func:`_int_mm_exact_on_cpu`), ``"int"``
+    where torch runs it on oneDNN with VNNI (:func:`_int_mm_uses_onednn`); elsewhere times
+    ``_int_mm`` against an fp32 matmul (including the int8 -> fp32 weight conversion the float
+    path pays), interleaved, best of ``repeats``, and returns ``"float"`` only when it is at
+    least ``margin`` times faster (the slow ``_int_mm`` CPUs are ~10x off, so noise on a busy
+    machine does not flip the choice). A few milliseconds."""
+    if not hasattr(torch, "_int_mm") or not _int_mm_exact_on_cpu():
+        return "float"
+    if _int_mm_uses_onednn() and _onednn_isa() == "ALL":
+        return "int"
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(-8, 9, (m, k), generator=g, dtype=torch.int8)
+    b = torch.randint(-127, 128, (n, k), generator=g, dtype=torch.int8)
+    af = a.float()
+    fns = {"int": lambda: torch._int_mm(a, b.t()),
+           "float": lambda: torch.mm(af, b.float().t()).to(torch.int32)}
+    best = {}
+    with torch.no_grad():
+        for fn in fns.values():
+            fn()  # first calls build oneDNN kernels
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                best[name] = min(best.get(name, dt), dt)
+    return "float" if best["float"] * margin < best["int"] else "int"
+
+
+def _grouped_float_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], dtype: torch.dtype
+                      ) -> torch.Tensor:
+    """Per-group ``a[:, g] @ b[:, g].T`` as a float GEMM in ``dtype`` (exact by the caller's
+    bound, :func:`exact_float_dtype`), stored group-major and returned as ``[m, n, G]`` int32."""
+    af = a if a.dtype == dtype else a.to(dtype)
+    bf = b.to(dtype)
+    out = torch.empty(len(sl), a.shape[0], b.shape[0], dtype=torch.int32, device=a.device)
+    buf = torch.empty(a.shape[0], b.shape[0], dtype=dtype, device=a.device)
+    for g, s in enumerate(sl):
+        torch.mm(af[:, s], bf[:, s].t(), out=buf)
+        out[g].copy_(buf)
+    return out.permute(1, 2, 0)
 
 
 def _grouped_int_mm(a: torch.Tensor, b: torch.Tensor, sl: list[slice], group_size: int,
@@ -190,17 +402,23 @@ def _as_int(counts: torch.Tensor) -> torch.Tensor:
 
 
 def count_accumulators(counts: torch.Tensor, qdata: torch.Tensor, group_size: int,
-                       col_absmax: torch.Tensor | None = None) -> torch.Tensor:
+                       col_absmax: torch.Tensor | None = None,
+                       code_absmax: int | None = None) -> torch.Tensor:
     """Per-group integer accumulators ``[N, out, n_groups]`` (int32) of counts ``[N, in]``.
 
     ``counts`` are integers (or integer-valued floats, converted exactly); ``qdata [out, in]``
     int8 or int16; ``col_absmax [in]`` optionally gives ``counts.abs().amax(0)`` when the
-    caller already has it.
+    caller already has it; ``code_absmax`` optionally gives an upper bound of ``|qdata|``
+    (e.g. from a :class:`CodeAbsmaxCache`; default: 128 for int8, else a scan).
+
+    On the CPU the GEMM is ``torch._int_mm`` or, where :func:`cpu_gemm_backend` says
+    ``"float"``, an fp32 (fp64) GEMM chosen by :func:`exact_float_dtype` only when it is exact;
+    otherwise the integer path runs. Every path gives the same integers.
     """
     if counts.is_floating_point() and counts.numel() and (
             col_absmax is None or float(col_absmax.max()) >= 2**31):
         counts = _as_int(counts)
-    return _grouped_matmul(counts, qdata, group_size, col_absmax)
+    return _grouped_matmul(counts, qdata, group_size, col_absmax, code_absmax)
 
 
 def spike_trains(counts: torch.Tensor, scheme: str, T: int | None = None

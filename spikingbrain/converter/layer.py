@@ -29,7 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikingbrain.converter.config import SpikeConfig
-from spikingbrain.converter.kernels import count_accumulators, epilogue, spike_accumulators
+from spikingbrain.converter.kernels import (
+    CodeAbsmaxCache,
+    count_accumulators,
+    epilogue,
+    spike_accumulators,
+)
 from spikingbrain.converter.quant import (
     codes_from_scales,
     dequantize_weight,
@@ -101,6 +106,7 @@ class SpikingLinear(SpikeEmitter):
         self.n_groups = n_groups(in_features, self.group_size)
         #: imported weight codes outside [-128, 127] (kept in int16, or clipped if asked)
         self.n_out_of_range = 0
+        self._code_absmax = CodeAbsmaxCache()  # max |qdata| for the exact CPU float GEMM
         self.register_buffer("qdata", torch.zeros(out_features, in_features, dtype=qdata_dtype,
                                                   device=device))
         self.register_buffer("scale", torch.ones(out_features, self.n_groups,
@@ -248,7 +254,8 @@ class SpikingLinear(SpikeEmitter):
             acc = spike_accumulators(c, self.qdata, self.group_size, self.config.scheme,
                                      self.config.T)
         else:
-            acc = count_accumulators(c, self.qdata, self.group_size, _col_absmax)
+            acc = count_accumulators(c, self.qdata, self.group_size, _col_absmax,
+                                     self._code_absmax(self.qdata))
         return acc.reshape(*lead, self.out_features, self.n_groups)
 
     # ------------------------------------------------------------------ forward
