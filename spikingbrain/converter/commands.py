@@ -87,10 +87,15 @@ def convert_command(
                                group_size, mode.value, clip_weights, calibrate_text, calibrate_n)
     console = Console()
     with console.status(f"loading {model_dir}"), usage_errors():
-        from spikingbrain.converter.folder import load_float_model, load_tokenizer
+        from spikingbrain.converter.folder import (
+            check_vocabulary,
+            load_float_model,
+            load_tokenizer,
+        )
 
         model = load_float_model(model_dir, task.value)
         tokenizer = load_tokenizer(model_dir, required=lines is not None)
+        check_vocabulary(model, tokenizer, model_dir)
     if tokenizer is None:
         console.print(f"[yellow]note:[/yellow] {model_dir} has no tokenizer files; the converted "
                       f"folder will have none either (analyze/export then need --tokenizer or "

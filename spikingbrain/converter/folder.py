@@ -83,11 +83,11 @@ class LoadedFolder:
 
 
 def _transformers():
-    from spikingbrain.models import register
+    from spikingbrain.utils.model_types import ensure_registered
     from spikingbrain.utils.optional import require
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    register()  # the SpikingBrain model types (gla_swa, spikingbrain_moe)
+    ensure_registered()  # model types beyond transformers' own (utils/model_types.py)
     return require("transformers", extra="hf", purpose="loading Hugging Face model folders")
 
 
@@ -155,6 +155,13 @@ def load_float_model(model_dir: str | os.PathLike, task: str = "auto") -> nn.Mod
         raise ValueError(f"task must be 'auto', 'causal-lm' or 'base', got {task!r}")
     path = Path(model_dir)
     transformers = _transformers()
+    if (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file():
+        from spikingbrain.utils.safetensors_check import check_safetensors_folder
+
+        try:  # truncated shards and malformed index files: say so before loading
+            check_safetensors_folder(path)
+        except (ValueError, FileNotFoundError) as err:
+            raise ModelFolderError(str(err)) from None
     try:
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
         if task == "auto":
@@ -169,7 +176,7 @@ def load_float_model(model_dir: str | os.PathLike, task: str = "auto") -> nn.Mod
     return model.eval()
 
 
-def _check_vocabulary(model: nn.Module, tokenizer: Any, where: Any) -> None:
+def check_vocabulary(model: nn.Module, tokenizer: Any, where: Any) -> None:
     """A tokenizer with more tokens than the model's embedding would index past it."""
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     if tokenizer is not None and isinstance(vocab, int) and len(tokenizer) > vocab:
@@ -223,7 +230,7 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
             raise ModelFolderError(f"the converted model in {model_dir} cannot be loaded "
                                    f"({err}); convert it again") from None
         meta = read_metadata(model_dir)
-        _check_vocabulary(model, tok, tokenizer_dir or model_dir)
+        check_vocabulary(model, tok, tokenizer_dir or model_dir)
         return LoadedFolder(model, tok, None, kind, False, None,
                             f"converted model folder {model_dir}",
                             {"path": str(model_dir), "kind": "converted folder",
@@ -231,7 +238,7 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
     else:
         tok = load_tokenizer(tokenizer_dir or model_dir, required=require_tokenizer)
         float_model = load_float_model(model_dir, task)
-        _check_vocabulary(float_model, tok, tokenizer_dir or model_dir)
+        check_vocabulary(float_model, tok, tokenizer_dir or model_dir)
         name, info = f"Hugging Face folder {model_dir}", {"path": str(model_dir)}
     info = info | {"class": type(float_model).__name__}
     if not spiking:

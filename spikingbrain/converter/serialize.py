@@ -251,11 +251,11 @@ def _build_hf(folder: Path, meta: dict[str, Any]) -> nn.Module:
     from spikingbrain.utils.optional import require
 
     transformers = require("transformers", extra="hf", purpose="loading Hugging Face models")
-    from spikingbrain.models import model_class, register
+    from spikingbrain.utils.model_types import ensure_registered, find_model_class
 
-    register()  # the SpikingBrain model types (gla_swa, spikingbrain_moe)
+    ensure_registered()  # model types beyond transformers' own (utils/model_types.py)
     config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
-    cls = getattr(transformers, hf["class_name"], None) or model_class(hf["class_name"])
+    cls = getattr(transformers, hf["class_name"], None) or find_model_class(hf["class_name"])
     if cls is None:
         raise ValueError(f"transformers has no model class {hf['class_name']!r}; pass "
                          f"model=... to load_converted")

@@ -20,7 +20,6 @@ True
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["iter_checkpoint_tensors", "load_w8aspike_folder", "save_sharded", "skeleton"]
+__all__ = ["iter_checkpoint_tensors", "load_w8aspike_folder", "save_sharded", "set_tensor",
+           "skeleton"]
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -49,12 +49,10 @@ def save_sharded(model: nn.Module, folder: str | os.PathLike,
 
 
 def _shards(folder: Path) -> list[Path]:
-    if (folder / INDEX).is_file():
-        index = json.loads((folder / INDEX).read_text())
-        return [folder / f for f in sorted(set(index["weight_map"].values()))]
-    if (folder / SINGLE).is_file():
-        return [folder / SINGLE]
-    raise FileNotFoundError(f"{folder} holds no {SINGLE} and no {INDEX}")
+    """The checked shard files (clear errors for malformed indexes and truncated shards)."""
+    from spikingbrain.utils.safetensors_check import check_safetensors_folder
+
+    return check_safetensors_folder(folder)
 
 
 def iter_checkpoint_tensors(folder: str | os.PathLike, device: str | torch.device = "cpu"
@@ -92,13 +90,16 @@ def skeleton(config: Any, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
     return model
 
 
-def _set(model: nn.Module, name: str, value: nn.Module | torch.Tensor) -> None:
+def set_tensor(model: nn.Module, name: str, value: nn.Module | torch.Tensor,
+               requires_grad: bool = False) -> None:
+    """Put ``value`` (a module, or a tensor as parameter / buffer) at dotted ``name``,
+    replacing a meta placeholder without allocating anything else."""
     parent, _, child = name.rpartition(".")
     mod = model.get_submodule(parent) if parent else model
     if isinstance(value, nn.Module):
         setattr(mod, child, value)
     elif isinstance(getattr(mod, child), nn.Parameter):
-        setattr(mod, child, nn.Parameter(value, requires_grad=False))
+        setattr(mod, child, nn.Parameter(value, requires_grad=requires_grad))
     else:
         mod.register_buffer(child, value)
 
@@ -139,10 +140,10 @@ def load_w8aspike_folder(folder: str | os.PathLike, spike_config: Any = None, *,
                                                   got.get("bias"), spike_config)
                 if sl.bias is not None:
                     sl.bias.data = sl.bias.data.to(dtype)
-                _set(model, owner, sl.to(device))
+                set_tensor(model, owner, sl.to(device))
                 del pending[owner]
             continue
-        _set(model, name, t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
+        set_tensor(model, name, t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
     if pending:
         raise ValueError(f"incomplete quantised layers in {folder}: {sorted(pending)[:4]}")
     missing = [n for n, p in list(model.named_parameters()) + list(model.named_buffers())

@@ -135,7 +135,8 @@ class GLAswaForCausalLM(GLAswaPreTrainedModel, GenerationMixin):
     call continues a prompt.
     """
 
-    _tied_weights_keys: list[str] = []
+    #: with ``tie_word_embeddings`` (a tied source) the head is the embedding matrix
+    _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
 
     def __init__(self, config: GLAswaConfig) -> None:
         super().__init__(config)

@@ -168,7 +168,10 @@ class SpikingBrainMoEModel(SpikingBrainMoEPreTrainedModel):
 
 
 class SpikingBrainMoEForCausalLM(SpikingBrainMoEPreTrainedModel, GenerationMixin):
-    """SpikingBrain-76B with its untied output head ``lm_head``."""
+    """SpikingBrain-76B with its output head ``lm_head`` (tied to the embeddings when the
+    config says ``tie_word_embeddings``)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
 
     def __init__(self, config: SpikingBrainMoEConfig) -> None:
         super().__init__(config)
