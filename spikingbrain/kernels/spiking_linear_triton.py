@@ -31,7 +31,8 @@ from spikingbrain.kernels.threshold_triton import MAX_EXACT_COUNT, exact_counts,
 from spikingbrain.kernels.w8a_gemm_triton import CODE_RANGE, GemmWeights, w8a_gemm
 from spikingbrain.neurons.emitter import SpikeRecord
 
-__all__ = ["unsupported_reason", "spiking_linear_triton"]
+__all__ = ["captured_error_flag", "raise_captured_errors", "spiking_linear_triton",
+           "unsupported_reason"]
 
 _X_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -125,10 +126,39 @@ def _scale_t(layer) -> torch.Tensor | None:
     return st if st.is_contiguous() else st.contiguous()
 
 
+#: per device, a flag set on the GPU by captured steps whose tokens were marked bad
+_CAPTURED_FLAGS: dict[torch.device, torch.Tensor] = {}
+
+
+def captured_error_flag(device: torch.device) -> torch.Tensor:
+    """The flag that calls made while a CUDA graph is captured raise on the GPU (no read-back
+    is possible inside a graph): check it after replays with :func:`raise_captured_errors`."""
+    flag = _CAPTURED_FLAGS.get(device)
+    if flag is None:
+        flag = _CAPTURED_FLAGS[device] = torch.zeros((), dtype=torch.bool, device=device)
+    return flag
+
+
+def raise_captured_errors(device: torch.device) -> None:
+    """After replays of a captured graph: raise if a replayed call saw NaN/Inf activations
+    or counts beyond the exact range (then reset the flag)."""
+    flag = _CAPTURED_FLAGS.get(device)
+    if flag is not None and bool(flag):
+        flag.zero_()
+        raise ValueError("a captured (CUDA-graph) step met NaN/Inf activations or spike counts "
+                         f"beyond {MAX_EXACT_COUNT}: its outputs are NaN; run the model "
+                         "eagerly to see which layer")
+
+
 def _check_read_back(x2: torch.Tensor, vth: torch.Tensor, k: float, lo, hi) -> None:
     """The threshold kernel marks a token holding NaN/Inf, or counts beyond
     :data:`MAX_EXACT_COUNT`, with ``Vth = NaN``: one read-back, then a ValueError saying
-    which."""
+    which. While a CUDA graph is captured the mark goes to a device flag instead
+    (:func:`raise_captured_errors`)."""
+    if x2.is_cuda and torch.cuda.is_current_stream_capturing():
+        flag = captured_error_flag(x2.device)
+        flag.logical_or_(torch.isnan(vth).any())
+        return
     if not x2.numel() or not bool(torch.isnan(vth).any()):
         return
     n_bad = int((~torch.isfinite(x2)).sum())

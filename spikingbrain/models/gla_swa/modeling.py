@@ -157,6 +157,19 @@ class GLAswaForCausalLM(GLAswaPreTrainedModel, GenerationMixin):
         """An empty generation cache (to pass to ``generate(cache=...)`` and continue later)."""
         return self.model.new_cache()
 
+    def generate(self, *args, use_static: bool | None = None, **kwargs):
+        """transformers' ``generate()``; on CUDA, plain greedy or temperature sampling runs
+        through :class:`~spikingbrain.models.static_decode.StaticDecoder` (static buffers,
+        one CUDA graph per step) instead. ``use_static``: force (True) or forbid (False) it;
+        default: on CUDA when the arguments allow."""
+        from spikingbrain.models.static_decode import static_generate
+
+        if use_static is not False:
+            out = static_generate(self, args, kwargs, force=bool(use_static))
+            if out is not None:
+                return out
+        return super().generate(*args, **kwargs)
+
     def forward(self, input_ids: torch.LongTensor | None = None,
                 attention_mask: torch.Tensor | None = None, cache: GLAswaCache | None = None,
                 use_cache: bool | None = None, inputs_embeds: torch.Tensor | None = None,
