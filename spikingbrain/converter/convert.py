@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from spikingbrain.converter.config import SpikeConfig
-from spikingbrain.converter.layer import SpikingLinear, is_conv1d
+from spikingbrain.converter.layer import SpikingLinear, is_conv1d, share_fallback_warnings
 
 __all__ = [
     "MemorySummary",
@@ -175,6 +175,7 @@ def convert(
         _set_submodule(model, name, new)
         if progress is not None:
             progress(name)
+    share_fallback_warnings(model)  # kernel fall-backs warn once per model
     return model
 
 

@@ -41,7 +41,7 @@ from torch import nn
 
 from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.converter.convert import spiking_layers
-from spikingbrain.converter.layer import SpikingLinear, is_conv1d
+from spikingbrain.converter.layer import SpikingLinear, is_conv1d, share_fallback_warnings
 from spikingbrain.utils.atomic import ForeignFolderError, atomic_folder, recover_folder
 from spikingbrain.utils.dtypes import DTYPES, dtype_from_name, dtype_name
 
@@ -358,4 +358,5 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
         raise ValueError(
             f"the saved tensors do not fit the model (architecture or config mismatch): {err}"
         ) from None
+    share_fallback_warnings(model)  # kernel fall-backs warn once per model
     return model.eval()

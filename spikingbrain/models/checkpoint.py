@@ -117,6 +117,7 @@ def load_w8aspike_folder(folder: str | os.PathLike, spike_config: Any = None, *,
     from transformers import AutoConfig
 
     from spikingbrain.converter import SpikeConfig, SpikingLinear
+    from spikingbrain.converter.layer import share_fallback_warnings
     from spikingbrain.models import register
 
     register()
@@ -152,6 +153,7 @@ def load_w8aspike_folder(folder: str | os.PathLike, spike_config: Any = None, *,
         raise ValueError(f"{folder} lacks tensors for {missing[:4]} (of {len(missing)})")
     if getattr(model.config, "tie_word_embeddings", False):
         model.tie_weights()
+    share_fallback_warnings(model)  # kernel fall-backs warn once per model
     return model.eval()
 
 
