@@ -465,6 +465,11 @@ def w8a_gemm_tuning(x: torch.Tensor, t: ThresholdCounts, weights: GemmWeights,
     acc = torch.zeros(M, N, G, dtype=torch.int32, device=x.device) if store_acc else None
     if M == 0 or N == 0:
         return out, acc
+    if config is None and pair_config is None and not hopper:
+        from spikingbrain.kernels.w8a_gemv_triton import gemv_applies, w8a_gemv
+
+        if gemv_applies(M, G, planes, store_acc):  # decode sizes: split over K as well
+            return w8a_gemv(x, t, qdata, scale, bias, group_size, out.dtype), acc
     cfg = config or _launch_config(M, N, K, bk, planes)
     use_hopper = hopper is not False and config is None and not store_acc and \
         qdata.dtype == torch.int8 and _hopper_applies(x, M, K, G, group_size, planes)
