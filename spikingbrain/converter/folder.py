@@ -225,7 +225,6 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
     kind = folder_kind(model_dir)
     if kind == "embedded":
         from spikingbrain.data import load_minilm, minilm_dir
-
         from spikingbrain.utils.placement import place
 
         float_model, tok = load_minilm()
