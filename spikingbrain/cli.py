@@ -16,7 +16,9 @@ app = typer.Typer(
     help=(
         "Spiking mechanisms of the SpikingBrain models: adaptive-threshold spike counts, exact "
         "binary/ternary/bitwise spike coding, W8ASpike conversion of Hugging Face models, spike "
-        "and energy analysis, and export to NIR and Intel Lava."
+        "and energy analysis, text generation with spike statistics, and export to NIR and "
+        "Intel Lava. Every command that loads a model takes --device (auto: cuda:0 when CUDA "
+        "is available, else cpu), --dtype (auto: bf16 on CUDA) and --device-map auto."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -28,6 +30,7 @@ _COMMAND_MODULES = (
     "spikingbrain.converter.commands",
     "spikingbrain.analysis.commands",
     "spikingbrain.neuromorphic.commands",
+    "spikingbrain.generate_cli",
 )
 
 for _name in _COMMAND_MODULES:

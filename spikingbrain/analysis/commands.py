@@ -19,6 +19,12 @@ from spikingbrain.utils.cli_checks import (
     check_text_file,
     usage_errors,
 )
+from spikingbrain.utils.placement import (
+    DEVICE_MAP_OPTION,
+    DEVICE_OPTION,
+    DTYPE_OPTION,
+    Placement,
+)
 
 
 def _parse_ks(text: str) -> list[float]:
@@ -130,10 +136,14 @@ def _register_analyze(app: typer.Typer) -> None:
                                                    "in the raster plot (default: the first)."),
         tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder "
                                                  "if MODEL_DIR has none."),
+        device: str = DEVICE_OPTION,
+        dtype: str = DTYPE_OPTION,
+        device_map: str | None = DEVICE_MAP_OPTION,
     ) -> None:
         """Convert (if needed) and analyse a model on real text; write an HTML/JSON/MD report.
 
         Example: spikingbrain analyze ./all-MiniLM-L6-v2 --text sentences.txt --out report
+        (add --device cuda to run on a GPU, bf16 by default there).
         """
         from rich.console import Console
 
@@ -143,24 +153,35 @@ def _register_analyze(app: typer.Typer) -> None:
         with usage_errors():
             _check_common(model_dir, text, out, table, memory, tokenizer)
             cfg = _spike_config(k, scheme, T, max_count, granularity, group_size, mode)
+            placement = Placement(device, dtype, device_map)
             sentences, source = _sentences(text, n_sentences)
         console = Console()
-        with console.status(f"loading {model_dir}"), usage_errors():
-            loaded = load_model_dir(model_dir, cfg, tokenizer)
+        with console.status(f"loading {model_dir} ({placement.describe()})"), usage_errors():
+            loaded = load_model_dir(model_dir, cfg, tokenizer, placement)
+        import time
+
+        from spikingbrain.utils.placement import input_device, synchronize
+
+        loaded[3]["placement"] = placement.describe()
+        t0 = time.perf_counter()
         with _progress() as prog:
             task = prog.add_task("monitoring", total=len(sentences))
             rep = run(None, out, sentences, model=loaded, window=window or None, table=table,
                       memory=memory, batch_size=batch_size, max_length=max_length,
                       raster_layer=raster_layer, text_source=source,
                       on_batch=lambda n: prog.advance(task, n))
+        synchronize(input_device(loaded[0]))
+        wall = time.perf_counter() - t0
         s = rep["summary"]
         console.print(f"{s['layers']} spiking layers, {s['tokens']:,} tokens: "
                       f"{s['mean_spikes_per_channel']:.3f} spikes per channel, "
                       f"|c|<=7 {100 * s['fraction_le_7']:.1f} %, sparsity "
                       f"{100 * s['sparsity']:.1f} %, silent {100 * s['silent_fraction']:.1f} %",
                       highlight=False)
+        console.print(f"{s['tokens']:,} tokens in {wall:.2f} s on {placement.describe()}: "
+                      f"{s['tokens'] / wall:,.1f} tokens/s (the whole analysis: monitored run, "
+                      f"float reference run, report)", highlight=False)
         console.print(f"report written to {out}/index.html", highlight=False)
-
 
 
 def _register_sweep_k(app: typer.Typer) -> None:
@@ -185,6 +206,9 @@ def _register_sweep_k(app: typer.Typer) -> None:
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         max_length: int = typer.Option(128, "--max-length", min=1),
         tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder."),
+        device: str = DEVICE_OPTION,
+        dtype: str = DTYPE_OPTION,
+        device_map: str | None = DEVICE_MAP_OPTION,
     ) -> None:
         """Sweep the threshold divisor k: fraction |c|<=7, spikes, sparsity, silent channels,
         energy per token and embedding similarity to the float model, one row per k.
@@ -206,11 +230,12 @@ def _register_sweep_k(app: typer.Typer) -> None:
                 raise UsageError(f"{model_dir} is a converted model with a fixed k; sweep-k "
                                  f"needs the float model folder (or 'minilm')")
             cfg = _spike_config(3.0, scheme, None, None, granularity, group_size, "count")
+            placement = Placement(device, dtype, device_map)
             sentences, source = _sentences(text, n_sentences)
         console = Console()
-        with console.status(f"loading {model_dir}"), usage_errors():
+        with console.status(f"loading {model_dir} ({placement.describe()})"), usage_errors():
             spiking, tok, float_model, info = load_model_dir(
-                model_dir, cfg.replace(k=ks[len(ks) // 2]), tokenizer)
+                model_dir, cfg.replace(k=ks[len(ks) // 2]), tokenizer, placement)
         with _progress() as prog:
             t_k = prog.add_task("k values", total=len(ks))
             t_s = prog.add_task("sentences", total=len(sentences) * (len(ks) + 1))

@@ -4,7 +4,10 @@ Cores, chips, events, time and energy per token, per layer and in total, for bin
 trains and for graded spikes (see :mod:`spikingbrain.analysis.estimators.loihi2`). MODEL is
 ``7b`` / ``76b`` (full-size SpikingBrain shapes on the meta device) or a model folder with
 config.json; the spike rates are stated assumptions (default: the SpikingBrain report's 1.13
-spikes per channel, 18.4 % silent channels, 3 time steps).
+spikes per channel, 18.4 % silent channels, 3 time steps), or measured with ``--text FILE``:
+MODEL (a model folder or ``minilm``) then runs on that text under the spike monitor, on
+``--device`` in ``--dtype`` (``--device-map auto`` over several GPUs), and every layer is
+placed with its own measured rates.
 """
 
 from __future__ import annotations
@@ -14,7 +17,19 @@ from typing import Any
 
 import typer
 
-from spikingbrain.utils.cli_checks import UsageError, check_finite, check_out_file, usage_errors
+from spikingbrain.utils.cli_checks import (
+    UsageError,
+    check_finite,
+    check_out_file,
+    check_text_file,
+    usage_errors,
+)
+from spikingbrain.utils.placement import (
+    DEVICE_MAP_OPTION,
+    DEVICE_OPTION,
+    DTYPE_OPTION,
+    Placement,
+)
 
 __all__ = ["register_map"]
 
@@ -33,16 +48,44 @@ def _joules(pj: float) -> str:
     return f"{pj:.3g} pJ"
 
 
+def measured_workloads(model: str, text: str, placement: Placement | None = None,
+                       batch_size: int = 8, max_length: int = 128) -> list[Any]:
+    """Workloads with the rates measured by running ``model`` (a model folder or ``minilm``;
+    a float folder is converted with the default SpikeConfig) on the lines of ``text`` under
+    the spike monitor, placed by ``placement`` (default: the CPU)."""
+    from spikingbrain.analysis.estimators.workload import workloads_from_model_stats
+    from spikingbrain.analysis.monitor import SpikeMonitor
+    from spikingbrain.analysis.pipeline import read_text_file, run_text
+    from spikingbrain.converter.folder import load_model_folder
+
+    lines = read_text_file(text)
+    loaded = load_model_folder(model, placement=placement)
+    mon = SpikeMonitor(loaded.model).attach()
+    try:
+        run_text(loaded.model, loaded.tokenizer, lines, mon, batch_size, max_length)
+    finally:
+        mon.detach()
+    ws = workloads_from_model_stats(mon.stats())
+    if not ws:
+        raise UsageError(f"{model}: no spiking layer saw a token of {text}")
+    return ws
+
+
 def mapping_report(model: str, config_file: str | None, spikes: float, silent: float,
-                   steps: int) -> dict[str, Any]:
-    """The JSON-ready mapping of ``model`` (``7b``, ``76b`` or a folder)."""
+                   steps: int, text: str | None = None,
+                   placement: Placement | None = None) -> dict[str, Any]:
+    """The JSON-ready mapping of ``model`` (``7b``, ``76b`` or a folder); with ``text`` the
+    rates are measured on it (:func:`measured_workloads`) instead of assumed."""
     from spikingbrain.analysis.energy_cli import _model_config
     from spikingbrain.analysis.estimators import estimate, workloads_from_shapes
     from spikingbrain.analysis.estimators.loihi2 import Loihi2Config, summary
 
     cfg = Loihi2Config.from_toml(config_file) if config_file else Loihi2Config()
-    ws = workloads_from_shapes(_model_config(model), spikes, silent, "bitwise_bidirectional",
-                               steps)
+    if text is not None:
+        ws = measured_workloads(model, text, placement)
+    else:
+        ws = workloads_from_shapes(_model_config(model), spikes, silent,
+                                   "bitwise_bidirectional", steps)
     est = estimate(ws, cfg)
     return {"model": model, "projections": len(ws),
             "synapses": sum(w.weight_count for w in ws),
@@ -74,6 +117,15 @@ def register_map(app: typer.Typer) -> None:
         per_layer: bool = typer.Option(False, "--per-layer", help="Also print every layer."),
         json_out: str = typer.Option(None, "--json", metavar="OUT.json",
                                      help="Write the whole mapping as JSON (atomically)."),
+        text: str = typer.Option(None, "--text", metavar="FILE",
+                                 help="Measure the spike rates instead of assuming them: run "
+                                      "MODEL (a model folder, float or converted, or 'minilm') "
+                                      "on this UTF-8 text, one sequence per line, under the "
+                                      "spike monitor (replaces --spikes-per-channel, "
+                                      "--silent-fraction and --steps)."),
+        device: str = DEVICE_OPTION,
+        dtype: str = DTYPE_OPTION,
+        device_map: str | None = DEVICE_MAP_OPTION,
     ) -> None:
         """Place MODEL's spiking layers on Loihi 2 cores and chips; events, time and energy per
         token for binary spike trains and for graded spikes (one event per non-zero count).
@@ -83,6 +135,8 @@ def register_map(app: typer.Typer) -> None:
         the published 120M synapses per chip hold only at 1 bit). Per-operation energies and
         times are Loihi 1's measured figures (Davies et al. 2018), times scaled by Loihi 2's
         stated speed-up. Every constant and its source is in the JSON; --config overrides them.
+        --device/--dtype/--device-map place the model run of --text (without --text nothing
+        is loaded: the shapes come from the meta device).
         """
         from rich.console import Console
         from rich.table import Table
@@ -93,8 +147,14 @@ def register_map(app: typer.Typer) -> None:
             if silent > 1:
                 raise UsageError(f"--silent-fraction must be in [0, 1], got {silent!r}")
             out = check_out_file(json_out, "--json") if json_out else None
+            placement = Placement(device, dtype, device_map)
+            if text is not None:
+                check_text_file(text, "--text")
+                if model.lower() in ("7b", "76b"):
+                    raise UsageError(f"--text runs the model, and '{model}' is shapes without "
+                                     f"weights; give a model folder or 'minilm'")
             try:
-                rep = mapping_report(model, config, spikes, silent, steps)
+                rep = mapping_report(model, config, spikes, silent, steps, text, placement)
             except ValueError as err:
                 raise UsageError(str(err)) from None
         s = rep["summary"]

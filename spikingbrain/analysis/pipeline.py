@@ -47,17 +47,19 @@ def read_text_file(path: str | os.PathLike) -> list[str]:
 
 
 def load_model_dir(model_dir: str | os.PathLike, config: Any = None,
-                   tokenizer_dir: str | os.PathLike | None = None
+                   tokenizer_dir: str | os.PathLike | None = None, placement: Any = None
                    ) -> tuple[nn.Module, Any, nn.Module | None, dict[str, Any]]:
     """Load ``(spiking model, tokenizer, float model or None, description)`` from MODEL_DIR
     with :func:`spikingbrain.converter.folder.load_model_folder`: a float folder is converted
     with ``config`` (the float model is kept as the fidelity reference); a converted folder is
     loaded as saved (no float reference); the tokenizer comes from ``tokenizer_dir`` or the
-    model folder and is required.
+    model folder and is required; ``placement`` (a
+    :class:`~spikingbrain.utils.placement.Placement`, default the CPU) says where the models go.
     """
     from spikingbrain.converter.folder import load_model_folder
 
-    loaded = load_model_folder(model_dir, config, keep_float=True, tokenizer_dir=tokenizer_dir)
+    loaded = load_model_folder(model_dir, config, keep_float=True, tokenizer_dir=tokenizer_dir,
+                               placement=placement)
     return loaded.model, loaded.tokenizer, loaded.float_model, loaded.info
 
 
@@ -71,11 +73,12 @@ def run_text(model: nn.Module, tokenizer: Any, sentences: Sequence[str],
     input-independent sink rows itself (:func:`spikingbrain.neurons.emitter.token_rows`), so
     MoE experts' gathered rows are counted right too."""
     from spikingbrain.data import mean_pool
+    from spikingbrain.utils.placement import input_device
 
     if batch_size < 1 or max_length < 1:
         raise ValueError("batch_size and max_length must be >= 1")
     marks = bool(getattr(model, "marks_token_rows", False))
-    device = next(model.parameters()).device
+    device = input_device(model)  # the embedding's device (under a device map, the first GPU)
     outs, n_tokens = [], 0
     for i in range(0, len(sentences), batch_size):
         batch = tokenizer(list(sentences[i : i + batch_size]), padding=True, truncation=True,

@@ -14,6 +14,12 @@ from spikingbrain.utils.cli_checks import (
     read_text_lines,
     usage_errors,
 )
+from spikingbrain.utils.placement import (
+    DEVICE_MAP_OPTION,
+    DEVICE_OPTION,
+    DTYPE_OPTION,
+    Placement,
+)
 
 
 class _Granularity(str, Enum):
@@ -69,6 +75,9 @@ def convert_command(
     calibrate_n: int = typer.Option(128, help="Calibration samples to use (>= 1)."),
     clip_weights: bool = typer.Option(False, help="Clip imported W8ASpike codes outside "
                                       "[-128, 127] to int8 (default: keep them exact in int16)."),
+    device: str = DEVICE_OPTION,
+    dtype: str = DTYPE_OPTION,
+    device_map: str | None = DEVICE_MAP_OPTION,
 ) -> None:
     """Convert a local Hugging Face model to W8ASpike (INT8 weights, spiking inputs) and save it.
 
@@ -77,6 +86,10 @@ def convert_command(
     spikingbrain.converter.load_converted(OUT_DIR). Calibration (--calibrate-text) picks each
     layer's weight clipping ratio by the layer's output error on the given text; it does not
     change k or the spike coding (see docs/converter.md for what it gains).
+
+    --device/--dtype/--device-map: where the float model is loaded and quantised (weights
+    read straight onto the device in that dtype); the saved folder is the same wherever it
+    was converted. Example: spikingbrain convert ./Qwen2.5-7B ./qwen-w8aspike --device cuda
     """
     from rich.console import Console
 
@@ -85,15 +98,16 @@ def convert_command(
     with usage_errors():
         cfg, lines, model_dir = _validate(model_dir, out_dir, k, scheme, T, max_count, granularity.value,
                                group_size, mode.value, clip_weights, calibrate_text, calibrate_n)
+        placement = Placement(device, dtype, device_map)
     console = Console()
-    with console.status(f"loading {model_dir}"), usage_errors():
+    with console.status(f"loading {model_dir} ({placement.describe()})"), usage_errors():
         from spikingbrain.converter.folder import (
             check_vocabulary,
             load_float_model,
             load_tokenizer,
         )
 
-        model = load_float_model(model_dir, task.value)
+        model = load_float_model(model_dir, task.value, placement)
         tokenizer = load_tokenizer(model_dir, required=lines is not None)
         check_vocabulary(model, tokenizer, model_dir)
     if tokenizer is None:
@@ -107,7 +121,7 @@ def convert_command(
         except ValueError as err:
             raise UsageError(str(err)) from None
     _print_summary(console, model, cfg, model_dir, out_dir, before, heads, tokenizer,
-                   lines is not None, clip_weights)
+                   lines is not None, clip_weights, placement)
 
 
 def _validate(model_dir, out_dir, k, scheme, T, max_count, granularity, group_size, mode,
@@ -159,6 +173,7 @@ def _convert(model, cfg, tokenizer, lines, console):
 
     from spikingbrain.converter import calibrate, convert
     from spikingbrain.converter.convert import is_convertible, module_nbytes, output_head_names
+    from spikingbrain.utils.placement import input_device
 
     before = module_nbytes(model)
     heads = output_head_names(model)
@@ -166,8 +181,9 @@ def _convert(model, cfg, tokenizer, lines, console):
     if lines is not None:
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
+        dev = input_device(model)
         batches = (tokenizer(lines[i:i + 8], return_tensors="pt", padding=True, truncation=True,
-                             max_length=256) for i in range(0, len(lines), 8))
+                             max_length=256).to(dev) for i in range(0, len(lines), 8))
         calibrate(model, batches, n=len(lines), config=cfg)
         return before, heads
     with Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(),
@@ -182,6 +198,7 @@ def _probe_saturation(model, cfg, tokenizer) -> str:
     import torch
 
     from spikingbrain.converter.convert import spiking_layers
+    from spikingbrain.utils.placement import input_device
 
     if cfg.max_count is None and cfg.T is None:
         return "none possible (no T / max_count)"
@@ -195,7 +212,8 @@ def _probe_saturation(model, cfg, tokenizer) -> str:
 
     hs = [m.add_spike_observer(obs) for m in spiking_layers(model).values()]
     try:
-        enc = tokenizer(["The quick brown fox jumps over the lazy dog."], return_tensors="pt")
+        enc = tokenizer(["The quick brown fox jumps over the lazy dog."],
+                        return_tensors="pt").to(input_device(model))
         with torch.no_grad():
             model(**enc)
     finally:
@@ -205,7 +223,7 @@ def _probe_saturation(model, cfg, tokenizer) -> str:
 
 
 def _print_summary(console, model, cfg, model_dir, out_dir, before, heads, tokenizer,
-                   calibrated, clip_weights) -> None:
+                   calibrated, clip_weights, placement) -> None:
     from rich.table import Table
 
     from spikingbrain.converter import memory_summary
@@ -215,6 +233,7 @@ def _print_summary(console, model, cfg, model_dir, out_dir, before, heads, token
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("model class", type(model).__name__)
+    table.add_row("converted on", placement.describe())
     table.add_row("layers converted", f"{mem.n_layers} (output head kept: {', '.join(heads) or '-'})")
     table.add_row("config", f"k={cfg.k:g} {cfg.scheme} T={cfg.T} max_count={cfg.max_count} "
                   f"{cfg.granularity}{'' if cfg.granularity == 'channel' else f'/{cfg.group_size}'}"

@@ -33,6 +33,7 @@ from torch import nn
 
 from spikingbrain.converter.config import SpikeConfig
 from spikingbrain.utils.cli_checks import EMBEDDED, UsageError
+from spikingbrain.utils.placement import Placement
 
 __all__ = [
     "EMBEDDED",
@@ -149,8 +150,17 @@ def load_tokenizer(model_dir: str | os.PathLike, required: bool = True) -> Any:
         raise ModelFolderError(f"the tokenizer in {path} cannot be loaded ({err})") from None
 
 
-def load_float_model(model_dir: str | os.PathLike, task: str = "auto") -> nn.Module:
-    """A float Hugging Face model in eval mode (``task``: ``auto``, ``causal-lm``, ``base``)."""
+def load_float_model(model_dir: str | os.PathLike, task: str = "auto",
+                     placement: Placement | None = None) -> nn.Module:
+    """A float Hugging Face model in eval mode (``task``: ``auto``, ``causal-lm``, ``base``).
+
+    ``placement`` (default: CPU, the folder's own dtype): weights are read in its dtype
+    straight onto its device (or spread by accelerate's device map), never as an fp32 host
+    copy first.
+    """
+    from spikingbrain.utils.placement import from_pretrained_kwargs
+
+    placement = Placement(device="cpu") if placement is None else placement
     if task not in ("auto", "causal-lm", "base"):
         raise ValueError(f"task must be 'auto', 'causal-lm' or 'base', got {task!r}")
     path = Path(model_dir)
@@ -169,7 +179,8 @@ def load_float_model(model_dir: str | os.PathLike, task: str = "auto") -> nn.Mod
             causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
             task = "causal-lm" if causal else "base"
         auto = transformers.AutoModelForCausalLM if task == "causal-lm" else transformers.AutoModel
-        model = auto.from_pretrained(path, local_files_only=True)
+        model = auto.from_pretrained(path, local_files_only=True,
+                                     **from_pretrained_kwargs(placement))
     except (OSError, ValueError, KeyError) as err:
         raise ModelFolderError(f"the Hugging Face model in {path} cannot be loaded ({err})") \
             from None
@@ -194,7 +205,8 @@ def _short(cfg: SpikeConfig) -> str:
 def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None = None, *,
                       spiking: bool = True, keep_float: bool = False,
                       require_tokenizer: bool = True, task: str = "base",
-                      tokenizer_dir: str | os.PathLike | None = None) -> LoadedFolder:
+                      tokenizer_dir: str | os.PathLike | None = None,
+                      placement: Placement | None = None) -> LoadedFolder:
     """Load MODEL_DIR (see the module docstring).
 
     Args:
@@ -206,17 +218,24 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
         require_tokenizer: a missing tokenizer raises :class:`ModelFolderError`.
         task: Auto class for float folders (``base``: ``AutoModel``; ``causal-lm``; ``auto``).
         tokenizer_dir: take the tokenizer from this folder instead.
+        placement: device, dtype and device map (default: the CPU, the folder's own dtype);
+            folders are read straight onto it in its dtype; the embedded model is moved there.
     """
     from spikingbrain.converter.convert import convert
 
     config = SpikeConfig() if config is None else config
+    placement = Placement(device="cpu") if placement is None else placement
+    if not isinstance(placement, Placement):
+        raise TypeError(f"placement must be a Placement, got {type(placement).__name__}")
     if not isinstance(config, SpikeConfig):
         raise TypeError(f"config must be a SpikeConfig, got {type(config).__name__}")
     kind = folder_kind(model_dir)
     if kind == "embedded":
         from spikingbrain.data import load_minilm, minilm_dir
+        from spikingbrain.utils.placement import place
 
         float_model, tok = load_minilm()
+        float_model = place(float_model, placement)
         name, info = "embedded all-MiniLM-L6-v2", {"path": str(minilm_dir()),
                                                   "name": "sentence-transformers/all-MiniLM-L6-v2"}
     elif kind == "converted":
@@ -225,7 +244,9 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
         _transformers()
         tok = load_tokenizer(tokenizer_dir or model_dir, required=require_tokenizer)
         try:
-            model = load_converted(model_dir).eval()
+            model = load_converted(model_dir, device=placement.device,
+                                   dtype=placement.torch_dtype,
+                                   device_map=placement.device_map).eval()
         except (OSError, KeyError, RuntimeError) as err:
             raise ModelFolderError(f"the converted model in {model_dir} cannot be loaded "
                                    f"({err}); convert it again") from None
@@ -237,7 +258,7 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
                              "class": type(model).__name__, "config": meta.get("config")})
     else:
         tok = load_tokenizer(tokenizer_dir or model_dir, required=require_tokenizer)
-        float_model = load_float_model(model_dir, task)
+        float_model = load_float_model(model_dir, task, placement)
         check_vocabulary(float_model, tok, tokenizer_dir or model_dir)
         name, info = f"Hugging Face folder {model_dir}", {"path": str(model_dir)}
     info = info | {"class": type(float_model).__name__}

@@ -238,7 +238,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def _build_hf(folder: Path, meta: dict[str, Any]) -> nn.Module:
+def _build_hf(folder: Path, meta: dict[str, Any], dtype: torch.dtype | None = None,
+              empty: bool = False) -> nn.Module:
+    """The Hugging Face model class of ``folder`` in ``dtype`` (default: the saved one);
+    ``empty``: parameters on the meta device (nothing allocated, filled by the state dict),
+    buffers real (non-persistent ones such as RoPE frequencies are computed at build)."""
     hf = meta.get("hf")
     if not hf:
         raise ValueError(
@@ -259,18 +263,24 @@ def _build_hf(folder: Path, meta: dict[str, Any]) -> nn.Module:
     if cls is None:
         raise ValueError(f"transformers has no model class {hf['class_name']!r}; pass "
                          f"model=... to load_converted")
-    model = cls(config)
-    dtype = DTYPES.get(hf.get("dtype", "float32"), torch.float32)
+    if empty:
+        accelerate = require("accelerate", extra="hf", purpose="loading onto a device")
+        with accelerate.init_empty_weights(include_buffers=False):
+            model = cls(config)
+    else:
+        model = cls(config)
+    if dtype is None:
+        dtype = DTYPES.get(hf.get("dtype", "float32"), torch.float32)
     return model.to(dtype).eval()
 
 
-def _shell(spec: dict[str, Any], where: str) -> SpikingLinear:
+def _shell(spec: dict[str, Any], where: str, device: Any = None) -> SpikingLinear:
     try:
         cfg = SpikeConfig.from_dict(spec["config"])
         qd = dtype_from_name(spec["qdata_dtype"])
         bd = dtype_from_name(spec["bias_dtype"]) if spec["bias"] else torch.float32
         layer = SpikingLinear(spec["in_features"], spec["out_features"], cfg,
-                              bias=spec["bias"], qdata_dtype=qd, bias_dtype=bd)
+                              bias=spec["bias"], qdata_dtype=qd, bias_dtype=bd, device=device)
     except (KeyError, TypeError) as err:
         raise ValueError(f"layer entry {where} is malformed ({err!r}); the file is corrupt") \
             from None
@@ -279,27 +289,69 @@ def _shell(spec: dict[str, Any], where: str) -> SpikingLinear:
         layer = SpikingLinear(spec["in_features"], spec["out_features"],
                               cfg.replace(granularity="group", group_size=spec["group_size"],
                                           remainder="partial"),
-                              bias=spec["bias"], qdata_dtype=qd, bias_dtype=bd)
+                              bias=spec["bias"], qdata_dtype=qd, bias_dtype=bd, device=device)
     layer.n_out_of_range = int(spec.get("n_out_of_range", 0))
     return layer
 
 
+def _read_state(wfile: Path, want: dict[str, torch.Tensor], device_of: Any) -> dict:
+    """Read the safetensors file one tensor at a time, each straight to ``device_of(name)`` in
+    the dtype of ``want[name]`` (float tensors only; integer codes keep their dtype)."""
+    from safetensors import SafetensorError, safe_open
+
+    state: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(wfile), framework="pt", device="cpu") as f:
+            for key in f.keys():
+                t = f.get_tensor(key)
+                ref = want.get(key)
+                dtype = ref.dtype if ref is not None and ref.is_floating_point() and \
+                    t.is_floating_point() else t.dtype
+                state[key] = t.to(device=device_of(key), dtype=dtype)
+                del t
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{wfile} is not a readable safetensors file ({err}); it is corrupt") \
+            from None
+    return state
+
+
+def _device_of(device: Any, device_map: dict[str, Any] | None):
+    """``name -> device``: the longest device-map prefix of ``name``, else ``device``."""
+    if not device_map:
+        return lambda _name: device
+
+    def of(name: str) -> Any:
+        best, dev = -1, device
+        for prefix, d in device_map.items():
+            if (not prefix or name == prefix or name.startswith(prefix + ".")) and \
+                    len(prefix) > best:
+                best, dev = len(prefix), d
+        return dev
+
+    return of
+
+
 def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
-                   verify: bool = True) -> nn.Module:
+                   verify: bool = True, device: Any = None, dtype: torch.dtype | None = None,
+                   device_map: str | None = None) -> nn.Module:
     """Load a model written by :func:`save_converted` (outputs identical bit for bit).
 
     Args:
         path: the folder.
         model: a float skeleton of the same architecture; ``None`` rebuilds a Hugging Face
-            model from the folder's ``config.json``.
+            model from the folder's ``config.json`` with its parameters on the meta device
+            (nothing allocated twice: every tensor is read once, straight to its device).
         verify: check the safetensors file's SHA-256 against the recorded one.
+        device: where the model goes (default: the CPU); tensors are read one at a time
+            straight onto it.
+        dtype: float dtype of everything but the converted layers' codes, scales and biases
+            (default: the saved dtype).
+        device_map: ``"auto"``: spread a rebuilt Hugging Face model over the visible GPUs
+            (accelerate's balanced map; ``device`` is ignored).
 
     Returns:
         the converted model in eval mode.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(path)
     recover_folder(folder)
     meta = read_metadata(folder)
@@ -314,15 +366,14 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
             f"{wfile} does not match the checksum recorded in {META_FILE}: the file is corrupt "
             f"or was replaced (pass verify=False to skip the check)"
         )
-    try:
-        state = load_file(str(wfile))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{wfile} is not a readable safetensors file ({err}); it is corrupt") \
-            from None
-    if model is None:
-        model = _build_hf(folder, meta)
+    if device_map not in (None, "auto"):
+        raise ValueError(f"device_map must be None or 'auto', got {device_map!r}")
+    build = model is None
+    if build:
+        model = _build_hf(folder, meta, dtype, empty=True)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    shell_device = "meta" if build else None
     for name, spec in meta["layers"].items():
         try:
             old = model.get_submodule(name) if name else model
@@ -342,21 +393,58 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
                 f"model but was saved as {[spec['out_features'], spec['in_features']]}: the "
                 f"model configuration does not match the saved one"
             )
-        shell = _shell(spec, name).to(next(iter(state.values())).device)
+        shell = _shell(spec, name, shell_device)
         if not name:
             model = shell
         else:
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, shell)
-    for alias, target in meta.get("aliases", {}).items():
-        if target not in state:
-            raise ValueError(f"alias {alias} -> {target} points to a missing tensor; corrupt file")
-        state[alias] = state[target]
+    want = model.state_dict()
+    dmap = None
+    if build and device_map == "auto":
+        from spikingbrain.utils.placement import auto_device_map
+
+        dmap = auto_device_map(model)
+    target = torch.device(device) if device is not None and build else torch.device("cpu")
+    state = _read_state(wfile, want, _device_of(target, dmap))
+    for alias, tgt in meta.get("aliases", {}).items():
+        if tgt not in state:
+            raise ValueError(f"alias {alias} -> {tgt} points to a missing tensor; corrupt file")
+        state[alias] = state[tgt]
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=build)
     except RuntimeError as err:
         raise ValueError(
             f"the saved tensors do not fit the model (architecture or config mismatch): {err}"
         ) from None
+    del state
+    if dmap is not None:
+        from spikingbrain.utils.placement import dispatch
+
+        model = dispatch(model, dmap)
+    elif build:
+        model = model.to(target)  # the non-persistent buffers built on the CPU
+    elif device is not None or dtype is not None:
+        from spikingbrain.utils.placement import cast_floats
+
+        model = cast_floats(model.to(device) if device is not None else model, dtype)
+    if build and hasattr(model, "tie_weights") and getattr(model, "config", None) is not None:
+        _retie(model)
     share_fallback_warnings(model)  # kernel fall-backs warn once per model
     return model.eval()
+
+
+def _retie(model: nn.Module) -> None:
+    """After ``assign`` loading, tied parameters are two Parameter objects over one storage;
+    make them one object again (as a freshly built model has them)."""
+    seen: dict[tuple, nn.Parameter] = {}
+    for mod in model.modules():
+        for pname, p in list(mod.named_parameters(recurse=False)):
+            key = (p.data_ptr(), p.dtype, tuple(p.shape), p.device) \
+                if p.numel() and p.device.type != "meta" else None
+            if key is None:
+                continue
+            if key in seen and seen[key] is not p:
+                setattr(mod, pname, seen[key])
+            else:
+                seen.setdefault(key, p)

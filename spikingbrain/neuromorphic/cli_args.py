@@ -68,15 +68,18 @@ def model_dir_arg(model_dir: str) -> str:
     return model_dir
 
 
-def load_model_dir(model_dir: str, cfg: Any) -> tuple[Any, Any, str]:
+def load_model_dir(model_dir: str, cfg: Any, placement: Any = None) -> tuple[Any, Any, str]:
     """``(model, tokenizer, how)`` through the shared loader
     (:func:`spikingbrain.converter.folder.load_model_folder`): a converted folder loads as
     saved; a Hugging Face float folder and ``minilm`` are converted on the fly with ``cfg``
-    (``how`` says which). No fall-back to another model's tokenizer."""
+    (``how`` says which). No fall-back to another model's tokenizer. ``placement``
+    (:class:`~spikingbrain.utils.placement.Placement`, default the CPU): where the model runs;
+    ``how`` names it."""
     from spikingbrain.converter.folder import load_model_folder
 
-    loaded = load_model_folder(model_dir, cfg)
-    return loaded.model, loaded.tokenizer, loaded.description
+    loaded = load_model_folder(model_dir, cfg, placement=placement)
+    where = f" on {placement.describe()}" if placement is not None else ""
+    return loaded.model, loaded.tokenizer, loaded.description + where
 
 
 def out_file_arg(path: str | os.PathLike, suffix: str, option: str = "--out") -> Path:

@@ -17,12 +17,18 @@ from spikingbrain.neuromorphic.cli_args import (
     SCHEME_OPTION,
 )
 from spikingbrain.utils.cli_checks import fail, with_usage_errors
+from spikingbrain.utils.placement import (
+    DEVICE_MAP_OPTION,
+    DEVICE_OPTION,
+    DTYPE_OPTION,
+    Placement,
+)
 
 __all__ = ["register_export_lava", "register_simulate_lava"]
 
 
 def _prepare_export(model_dir: str, layers: str, out: Path, scheme: str, k: float,
-                    group_size: int) -> tuple:
+                    group_size: int, placement: Placement | None = None) -> tuple:
     """Check every argument, then load the model and pick a chain of layers:
     ``(model, tokenizer, how, {name: layer}, bundle path)``."""
     from spikingbrain.neuromorphic.cli_args import (
@@ -32,25 +38,31 @@ def _prepare_export(model_dir: str, layers: str, out: Path, scheme: str, k: floa
         spike_config_arg,
     )
     from spikingbrain.neuromorphic.layer_select import check_chain, select_layers
+    from spikingbrain.utils.placement import input_device
 
     if not layers.strip(" ,"):
         fail("--layers is empty; give a glob such as 'encoder.layer.0.intermediate.dense'")
     out = out_file_arg(out, ".npz")
     cfg = spike_config_arg(scheme, k, group_size)
     model_dir_arg(model_dir)
-    model, tok, how = load_model_dir(model_dir, cfg)
+    model, tok, how = load_model_dir(model_dir, cfg, placement)
     try:
         chosen = select_layers(model, layers)
-        check_chain(model, chosen, lambda: model(**tok("a chain check", return_tensors="pt")))
+        probe = tok("a chain check", return_tensors="pt").to(input_device(model))
+        check_chain(model, chosen, lambda: model(**probe))
     except ValueError as err:
         fail(str(err))
     return model, tok, how, chosen, out
 
 
 def _token_inputs(model, tok, layer_name: str, n_tokens: int):
+    """The first layer's real token inputs ``[n_tokens, in]``, run where the model is placed
+    and returned on the CPU."""
     from spikingbrain.neuromorphic.lava import minilm_token_activations
+    from spikingbrain.utils.placement import inputs_follow_model
 
-    return minilm_token_activations(layer_name, n_tokens, model, tok)
+    with inputs_follow_model(model):
+        return minilm_token_activations(layer_name, n_tokens, model, tok).cpu()
 
 
 def register_export_lava(export_app: typer.Typer) -> None:
@@ -72,20 +84,28 @@ def register_export_lava(export_app: typer.Typer) -> None:
         scheme: str = SCHEME_OPTION,
         k: float = K_OPTION,
         group_size: int = GROUP_SIZE_OPTION,
+        device: str = DEVICE_OPTION,
+        dtype: str = DTYPE_OPTION,
+        device_map: str | None = DEVICE_MAP_OPTION,
     ) -> None:
         """Write a self-contained Lava bundle: INT8 weights, scales, input spike trains of
         real tokens (standard-library sentences) and torch's reference results.
 
-        Simulate it with `spikingbrain simulate lava BUNDLE`.
+        The model runs on --device (--dtype, --device-map) to produce the layer inputs; the
+        selected layers and those inputs come back to the CPU, where torch's reference results
+        are computed. Simulate the bundle with `spikingbrain simulate lava BUNDLE`.
         """
         if tokens < 1:
             fail(f"--tokens must be >= 1, got {tokens}")
+        placement = Placement(device, dtype, device_map)
         model, tok, how, chosen, out = _prepare_export(model_dir, layers, out, scheme, k,
-                                                       group_size)
+                                                       group_size, placement)
         from spikingbrain.neuromorphic.bundle import write_bundle
+        from spikingbrain.utils.placement import modules_to_cpu
 
         try:
             x = _token_inputs(model, tok, next(iter(chosen)), tokens)
+            modules_to_cpu(chosen)
             path = write_bundle(list(chosen.values()), x, out, names=list(chosen))
         except (ValueError, TypeError) as err:
             fail(str(err))

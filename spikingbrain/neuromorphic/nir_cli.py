@@ -18,8 +18,14 @@ from spikingbrain.neuromorphic.cli_args import (
     SCHEME_OPTION,
 )
 from spikingbrain.utils.cli_checks import fail, with_usage_errors
+from spikingbrain.utils.placement import (
+    DEVICE_MAP_OPTION,
+    DEVICE_OPTION,
+    DTYPE_OPTION,
+    Placement,
+)
 
-__all__ = ["register_export_nir", "token_batch"]
+__all__ = ["record_on_device", "register_export_nir", "token_batch"]
 
 
 def token_batch(tok: Any, n_tokens: int) -> dict[str, Any]:
@@ -35,6 +41,46 @@ def token_batch(tok: Any, n_tokens: int) -> dict[str, Any]:
         if batch["input_ids"].shape[1] >= n_tokens or n_sent >= 4096:
             return dict(batch)
         n_sent *= 4
+
+
+def record_on_device(chosen: dict[str, Any], run: Any) -> Any:
+    """Run the model once where it is placed, keeping each chosen layer's first real token rows
+    (padding and sink rows dropped, as :func:`~.nir_events.record_nir_data` does), then bring
+    the layers and those rows back to the CPU and record their NIR data there (in place:
+    ``chosen``'s layers end on the CPU). Returns ``nir.NIRGraphData``."""
+    import torch
+
+    from spikingbrain.neuromorphic.nir_events import layer_nir_data
+    from spikingbrain.neurons.emitter import is_observed, token_rows_of
+    from spikingbrain.utils.optional import require
+    from spikingbrain.utils.placement import modules_to_cpu
+
+    nir = require("nir", extra="nir", purpose="NIR export")
+    seen: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(_mod: Any, args: tuple, _out: Any) -> None:
+            if name not in seen and is_observed():
+                rows = token_rows_of(args[0].detach())
+                if rows.shape[0]:
+                    seen[name] = rows
+        return hook
+
+    handles = [layer.register_forward_hook(hook_for(name)) for name, layer in chosen.items()]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [n for n in chosen if n not in seen]
+    if missing:
+        raise ValueError(f"the run did not call the layers {missing}; nothing to record for them")
+    modules_to_cpu(chosen)
+    nodes: dict[str, Any] = {}
+    for name, layer in chosen.items():
+        nodes.update(layer_nir_data(name, layer, seen[name].cpu()))
+    return nir.NIRGraphData(nodes)
 
 
 def _check_args(model_dir: str, layers: str, out: Path, scheme: str, k: float,
@@ -101,6 +147,9 @@ def register_export_nir(export_app: typer.Typer) -> None:
         scheme: str = SCHEME_OPTION,
         k: float = K_OPTION,
         group_size: int = GROUP_SIZE_OPTION,
+        device: str = DEVICE_OPTION,
+        dtype: str = DTYPE_OPTION,
+        device_map: str | None = DEVICE_MAP_OPTION,
     ) -> None:
         """Export converted spiking layers to a NIR graph (.nir, HDF5).
 
@@ -110,28 +159,31 @@ def register_export_nir(export_app: typer.Typer) -> None:
         Recorded thresholds, spike events and outputs of --tokens real
         tokens go to <stem>.data.nir. Read back in Python with
         spikingbrain.neuromorphic.nir_import.from_nir / read_nir_data.
+        The model runs on --device (--dtype, --device-map); the selected layers and their
+        recorded inputs come back to the CPU, where the NIR data are computed and written.
         """
         from rich.console import Console
 
         from spikingbrain.neuromorphic.cli_args import load_model_dir
         from spikingbrain.neuromorphic.layer_select import check_chain, select_layers
-        from spikingbrain.neuromorphic.nir_events import record_nir_data
         from spikingbrain.neuromorphic.nir_export import layers_to_nir, write_nir
+        from spikingbrain.utils.placement import input_device, to_device
 
         console = Console()
         if tokens < 1:
             fail(f"--tokens must be >= 1, got {tokens}")
         out, cfg = _check_args(model_dir, layers, out, scheme, k, group_size)
-        with console.status("loading the model"):
-            model, tok, how = load_model_dir(model_dir, cfg)
+        placement = Placement(device, dtype, device_map)
+        with console.status(f"loading the model ({placement.describe()})"):
+            model, tok, how = load_model_dir(model_dir, cfg, placement)
         try:
             chosen = select_layers(model, layers)
-            batch = token_batch(tok, tokens)
+            batch = to_device(token_batch(tok, tokens), input_device(model))
             if chain:
                 check_chain(model, chosen, lambda: model(**batch))
-            graph = layers_to_nir(chosen, chain=chain)
             with console.status(f"running {tokens} tokens"):
-                data = record_nir_data(chosen, lambda: model(**batch))
+                data = record_on_device(chosen, lambda: model(**batch))
+            graph = layers_to_nir(chosen, chain=chain)
             files = write_nir(graph, out, data)
         except (ValueError, TypeError) as err:
             fail(str(err))

@@ -130,3 +130,21 @@ def test_report_refuses_a_folder_of_other_files(tmp_path, toy_stats):
     with pytest.raises(ValueError, match="already holds other files"):
         report_mod.write_report(tmp_path, report_mod.build_report(toy_stats[0], title="x"))
     assert (tmp_path / "thesis.tex").read_text() == "mine"
+
+
+def test_map_loihi2_with_measured_rates(tmp_path, text):
+    """``map loihi2 minilm --text``: every converted projection is placed with the rates
+    measured on the text (36 projections of the 6 BERT layers and the pooler, ``source``
+    measured), and
+    ``--text`` with the shapes-only ``7b`` is refused."""
+    out = tmp_path / "map.json"
+    res = _run("map", "loihi2", "minilm", "--text", str(text), "--device", "cpu",
+               "--json", str(out))
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["projections"] == 37 and rep["rates"] == "measured"
+    assert rep["synapses"] == 6 * (4 * 384 * 384 + 2 * 384 * 1536) + 384 * 384
+    names = [e["name"] for e in rep["estimate"]["layers"]]
+    assert "pooler.dense" in names
+    _one_line_usage_error(_run("map", "loihi2", "7b", "--text", str(text)),
+                          "shapes without weights")
