@@ -277,18 +277,18 @@ def command_args(ctx: Any, drop: Sequence[str] = ("distributed",)) -> list[str]:
     Options are written in their first spelling (``--max-length 64``), flags as the flag
     itself (or its ``--no-`` form).
     """
-    import click
-    from click.core import ParameterSource
-
+    # duck-typed: typer may carry its own copy of click
     out = [ctx.info_name]
     for p in ctx.command.params:
         if p.name in drop or p.name not in ctx.params:
             continue
         value = ctx.params[p.name]
-        if isinstance(p, click.Argument):
-            out += [str(v) for v in value] if p.multiple else [str(value)]
+        if p.param_type_name == "argument":
+            if value is not None:
+                out += [str(v) for v in value] if p.multiple else [str(value)]
             continue
-        if ctx.get_parameter_source(p.name) in (None, ParameterSource.DEFAULT):
+        source = ctx.get_parameter_source(p.name)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
             continue
         if getattr(p, "is_flag", False) and not getattr(p, "count", False):
             if value:
