@@ -18,8 +18,13 @@ from spikingbrain.converter import SpikeConfig, convert
 
 def build():
     torch.manual_seed(0)
-    return convert(nn.Sequential(nn.Linear(24, 16), nn.GELU(), nn.Linear(16, 8)),
-                   SpikeConfig(group_size=8))
+    net = convert(nn.Sequential(nn.Linear(24, 16), nn.GELU(), nn.Linear(16, 8)),
+                  SpikeConfig(group_size=8))
+    # a layer only the last input reaches (rank 1 of 2), with its own window, clamp, groups
+    net.append(convert(nn.Sequential(nn.Linear(8, 8)),
+                       SpikeConfig(group_size=4, T=15, max_count=9)))
+    net.append(convert(nn.Sequential(nn.Linear(8, 8)), SpikeConfig(group_size=8)))  # unseen
+    return net
 
 def data():
     g = torch.Generator().manual_seed(1)
@@ -33,8 +38,10 @@ if __name__ == "__main__":
         rank, world = dist.get_rank(), dist.get_world_size()
     net = build()
     with monitor(net) as m:
-        for x in data()[rank::world]:
-            net(x)
+        for i, x in list(enumerate(data()))[rank::world]:
+            y = net[:3](x)
+            if i == 5:
+                net[3](y)
     stats = m.stats()
     if rank == 0:
         with open(sys.argv[1], "w") as f:
@@ -62,4 +69,9 @@ def test_torchrun_two_processes_equal_one(tmp_path):
     one = json.loads((tmp_path / "one.json").read_text())
     assert two["total"]["tokens"] == 6 * 3 * 5  # every token seen once across the ranks
     assert two == one
+    late = one["layers"][-2]  # the layer seen on rank 1 only keeps its configuration
+    assert (late["scheme"], late["T_config"], late["max_count"], late["groups"]) == (
+        "bitwise_bidirectional", 15, 9, 2)
+    assert late["tokens"] == 3 * 5
+    assert one["layers"][-1]["calls"] == 0 and one["layers"][-1]["hist"] == []  # never called
     assert torch.__version__
