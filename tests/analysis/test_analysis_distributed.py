@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from typer.testing import CliRunner
+
+from spikingbrain.cli import app
 
 SCRIPT = r'''
 import json, sys
@@ -75,3 +79,99 @@ def test_torchrun_two_processes_equal_one(tmp_path):
     assert late["tokens"] == 3 * 5
     assert one["layers"][-1]["calls"] == 0 and one["layers"][-1]["hist"] == []  # never called
     assert torch.__version__
+
+
+# ---- spikingbrain analyze over two processes ------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+# sitecustomize for the failure test: rank 1 fails inside its share of the analysis
+FAIL_RANK_1 = '''
+import os
+if os.environ.get("RANK") == "1":
+    import spikingbrain.analysis.pipeline as p
+
+    def run_text(*args, **kwargs):
+        raise RuntimeError("injected failure on rank 1")
+
+    p.run_text = run_text
+'''
+
+
+def _env(tmp_path, extra_path: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    paths = [str(p) for p in (extra_path, ROOT) if p is not None]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny SpikingBrain-76B float folder (MoE, sink tokens; MiniLM tokenizer), a text of
+    7 lines and the analyze arguments (batches of 2: rank 0 runs batches 0, 2, rank 1 runs
+    batches 1, 3, the last one short)."""
+    from spikingbrain.data import load_minilm, stdlib_sentences
+    from spikingbrain.models.hybrid import SpikingBrainMoEConfig, SpikingBrainMoEForCausalLM
+
+    tmp = tmp_path_factory.mktemp("dist")
+    torch.manual_seed(0)
+    model = SpikingBrainMoEForCausalLM(SpikingBrainMoEConfig(
+        vocab_size=30522, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=96, bos_token_id=101, eos_token_id=102, sliding_window=8,
+        num_hidden_layers=2, moe_intermediate_size=96, n_routed_experts=4, num_sink_tokens=4,
+        full_attention_layers=[1], dense_ffn_layers=[0]))
+    model.save_pretrained(tmp / "76b")
+    load_minilm()[1].save_pretrained(tmp / "76b")
+    (tmp / "t.txt").write_text("\n".join(stdlib_sentences(7)) + "\n")
+    args = ["analyze", str(tmp / "76b"), "--text", str(tmp / "t.txt"), "--batch-size", "2",
+            "--group-size", "32", "--max-length", "24"]
+    return tmp, args
+
+
+def _report(folder: Path) -> dict:
+    rep = json.loads((folder / "report.json").read_text())
+    rep.pop("created")
+    return rep
+
+
+def test_analyze_two_processes_equal_one(tiny_run):
+    tmp, args = tiny_run
+    cmd = [sys.executable, "-m", "spikingbrain.cli", *args, "--out", str(tmp / "two"),
+           "--distributed", "2"]
+    res = subprocess.run(cmd, env=_env(tmp), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert "report written" in res.stdout and res.stdout.count("spiking layers") == 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the subprocesses (OMP_NUM_THREADS=1)
+    try:
+        one = CliRunner().invoke(app, [*args, "--out", str(tmp / "one")])
+    finally:
+        torch.set_num_threads(threads)
+    assert one.exit_code == 0, one.output
+    two_rep, one_rep = _report(tmp / "two"), _report(tmp / "one")
+    assert two_rep["data"]["sentences"] == 7 and two_rep["summary"]["tokens"] > 0
+    assert two_rep["fidelity"]["cosine"] is not None
+    assert all(layer["hist"] for layer in one_rep["layers"] if layer["calls"])
+    assert two_rep == one_rep  # every statistic, histogram, energy and fidelity figure
+    plots = sorted(p.name for p in (tmp / "one" / "plots").iterdir())
+    assert "raster.png" in plots and "histograms.png" in plots
+    assert plots == sorted(p.name for p in (tmp / "two" / "plots").iterdir())
+    for name in plots:  # the raster sample too
+        assert (tmp / "two" / "plots" / name).read_bytes() == (
+            tmp / "one" / "plots" / name).read_bytes(), name
+
+
+def test_analyze_failure_on_one_rank_writes_no_report(tiny_run):
+    tmp, args = tiny_run
+    hook = tmp / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(FAIL_RANK_1)
+    out = tmp / "failed"
+    cmd = [sys.executable, "-m", "spikingbrain.cli", *args, "--out", str(out),
+           "--distributed", "2"]
+    res = subprocess.run(cmd, env=_env(tmp, hook), capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert "injected failure on rank 1" in res.stderr
+    assert "another rank failed" in res.stderr  # rank 0 stopped in order, not killed
+    assert "no report written" in res.stderr
+    assert not out.exists()
+    assert not [p for p in tmp.iterdir() if p.name.startswith(out.name)]  # no leftovers
