@@ -106,7 +106,7 @@ def _env(tmp_path, extra_path: Path | None = None) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A tiny SpikingBrain-76B float folder (MoE, sink tokens; MiniLM tokenizer), a text of
+    """A one-layer SpikingBrain-76B float folder (MoE, sink tokens; MiniLM tokenizer), a text of
     7 lines and the analyze arguments (batches of 2: rank 0 runs batches 0, 2, rank 1 runs
     batches 1, 3, the last one short)."""
     from spikingbrain.data import load_minilm, stdlib_sentences
@@ -117,8 +117,8 @@ def tiny_run(tmp_path_factory):
     model = SpikingBrainMoEForCausalLM(SpikingBrainMoEConfig(
         vocab_size=30522, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
         intermediate_size=96, bos_token_id=101, eos_token_id=102, sliding_window=8,
-        num_hidden_layers=2, moe_intermediate_size=96, n_routed_experts=4, num_sink_tokens=4,
-        full_attention_layers=[1], dense_ffn_layers=[0]))
+        num_hidden_layers=1, moe_intermediate_size=96, n_routed_experts=4, num_sink_tokens=4,
+        full_attention_layers=[0], dense_ffn_layers=[]))
     model.save_pretrained(tmp / "76b")
     load_minilm()[1].save_pretrained(tmp / "76b")
     (tmp / "t.txt").write_text("\n".join(stdlib_sentences(7)) + "\n")
@@ -175,3 +175,95 @@ def test_analyze_failure_on_one_rank_writes_no_report(tiny_run):
     assert "no report written" in res.stderr
     assert not out.exists()
     assert not [p for p in tmp.iterdir() if p.name.startswith(out.name)]  # no leftovers
+
+
+# ---- the pure helpers ---------------------------------------------------------------------
+def test_shard_unshard_round_trip_keeps_every_batch_whole():
+    from spikingbrain.analysis.distributed import shard, unshard
+
+    for n in (0, 1, 5, 7, 16):
+        for bs in (1, 2, 3, 8):
+            items = list(range(n))
+            for world in (1, 2, 3, 5):
+                parts = [shard(items, bs, r, world) for r in range(world)]
+                assert sorted(sum(parts, [])) == items  # each item on exactly one rank
+                # the batches a rank runs are exactly batches of the single-process batching
+                batches = [items[i : i + bs] for i in range(0, n, bs)]
+                for r, p in enumerate(parts):
+                    assert [p[i : i + bs] for i in range(0, len(p), bs)] == batches[r::world]
+                rows = [torch.tensor(p, dtype=torch.int64).reshape(-1, 1) for p in parts]
+                assert unshard(rows, bs).flatten().tolist() == items
+
+
+@pytest.mark.parametrize("args", [(0, 0, 1), (2, 2, 2), (2, -1, 2), (2, 0, 0), (True, 0, 1)])
+def test_shard_rejects_bad_rank_world_or_batch(args):
+    from spikingbrain.analysis.distributed import shard
+
+    with pytest.raises(ValueError, match="batch_size|rank|world"):
+        shard([1, 2, 3], *args)
+
+
+def test_unshard_rejects_no_parts_and_bad_batch():
+    from spikingbrain.analysis.distributed import unshard
+
+    with pytest.raises(ValueError, match="at least one rank"):
+        unshard([], 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        unshard([torch.zeros(2)], 0)
+
+
+def test_single_process_helpers_without_a_group():
+    from spikingbrain.analysis.distributed import all_ok, is_lead, rank_world, session, shard_size
+
+    assert rank_world() == (0, 1) and is_lead()
+    assert all_ok(True) is True and all_ok(False) is False
+    assert shard_size(7, 2) == 7
+    with session() as dev:  # outside torchrun: nothing to join
+        assert dev == torch.device("cpu") and rank_world() == (0, 1)
+
+
+def test_session_refuses_a_device_other_than_cpu_or_cuda(monkeypatch):
+    from spikingbrain.analysis.distributed import session
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(ValueError, match="cpu .gloo. or cuda .nccl."), session("meta"):
+        pass
+
+
+def test_command_args_rebuild_the_command_line_without_defaults():
+    import typer
+
+    from spikingbrain.analysis.distributed import command_args
+
+    seen = []
+    demo = typer.Typer()
+
+    @demo.command("run")
+    def run(ctx: typer.Context, path: str = typer.Argument(...),
+            n: int = typer.Option(3, "--n", "-n"), flag: bool = typer.Option(False, "--flag"),
+            fast: bool = typer.Option(True, "--fast/--slow"),
+            distributed: int = typer.Option(0, "--distributed")) -> None:
+        seen.append(command_args(ctx))
+
+    @demo.command("other")
+    def other() -> None:
+        pass
+
+    runner = CliRunner()
+    assert runner.invoke(demo, ["run", "a b", "-n", "5", "--slow", "--distributed", "2"]
+                         ).exit_code == 0
+    assert runner.invoke(demo, ["run", "x", "--flag", "--n", "3"]).exit_code == 0
+    assert seen == [["run", "a b", "--n", "5", "--slow"], ["run", "x", "--n", "3", "--flag"]]
+
+
+def test_analyze_distributed_refused_under_torchrun_and_launch_checks_n(monkeypatch, tmp_path):
+    from spikingbrain.analysis.distributed import launch
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    res = CliRunner().invoke(app, ["analyze", "minilm", "--out", str(tmp_path / "r"),
+                                   "--distributed", "2"])
+    assert res.exit_code == 2 and "under torchrun leave it out" in res.output
+    with pytest.raises(ValueError, match="int >= 1"):
+        launch(0, ["analyze"])
