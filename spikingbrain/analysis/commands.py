@@ -68,11 +68,11 @@ def _sentences(text: Path | None, n: int) -> tuple[list[str], str]:
     return stdlib_sentences(n), f"{n} sentences from Python standard-library docstrings"
 
 
-def _progress():
+def _progress(disable: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn())
+                    TimeElapsedColumn(), disable=disable)
 
 
 def _spike_config(k, scheme, T, max_count, granularity, group_size, mode):
@@ -102,6 +102,7 @@ def _register_analyze(app: typer.Typer) -> None:
 
     @app.command("analyze")
     def analyze(
+        ctx: typer.Context,
         model_dir: Path = typer.Argument(..., help="Local Hugging Face model folder (float; "
                                          "converted on the fly), a folder written by "
                                          "'spikingbrain convert', or 'minilm' for the "
@@ -139,6 +140,11 @@ def _register_analyze(app: typer.Typer) -> None:
         device: str = DEVICE_OPTION,
         dtype: str = DTYPE_OPTION,
         device_map: str | None = DEVICE_MAP_OPTION,
+        distributed: int = typer.Option(0, "--distributed", min=0, help="Run N processes "
+                                        "with torchrun, each on its share of the text (one "
+                                        "report, identical to one process's; 0: this "
+                                        "process only). On CUDA each process takes the GPU "
+                                        "of its local rank (nccl)."),
     ) -> None:
         """Convert (if needed) and analyse a model on real text; write an HTML/JSON/MD report.
 
@@ -147,6 +153,7 @@ def _register_analyze(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
+        from spikingbrain.analysis import distributed as dist
         from spikingbrain.analysis.pipeline import analyze as run
         from spikingbrain.analysis.pipeline import load_model_dir
 
@@ -155,23 +162,42 @@ def _register_analyze(app: typer.Typer) -> None:
             cfg = _spike_config(k, scheme, T, max_count, granularity, group_size, mode)
             placement = Placement(device, dtype, device_map)
             sentences, source = _sentences(text, n_sentences)
+            if distributed and dist.launched():
+                raise UsageError("--distributed starts torchrun itself; under torchrun leave "
+                                 "it out")
+        if distributed:  # relaunch this command line under torchrun and wait
+            code = dist.launch(distributed, dist.command_args(ctx))
+            if code:
+                typer.echo(f"distributed analysis failed (exit code {code}); no report "
+                           f"written", err=True)
+            raise typer.Exit(code)
         console = Console()
-        with console.status(f"loading {model_dir} ({placement.describe()})"), usage_errors():
-            loaded = load_model_dir(model_dir, cfg, tokenizer, placement)
+        import dataclasses
         import time
 
         from spikingbrain.utils.placement import input_device, synchronize
 
-        loaded[3]["placement"] = placement.describe()
-        t0 = time.perf_counter()
-        with _progress() as prog:
-            task = prog.add_task("monitoring", total=len(sentences))
-            rep = run(None, out, sentences, model=loaded, window=window or None, table=table,
-                      memory=memory, batch_size=batch_size, max_length=max_length,
-                      raster_layer=raster_layer, text_source=source,
-                      on_batch=lambda n: prog.advance(task, n))
-        synchronize(input_device(loaded[0]))
-        wall = time.perf_counter() - t0
+        # under torchrun each rank computes on its own GPU (cuda:LOCAL_RANK), else as placed
+        rank_device = placement.device if placement.device_map is None else None
+        with dist.session(rank_device) as dev:
+            if dist.launched() and dev.type == "cuda":
+                placement = dataclasses.replace(placement, device=str(dev))
+            with console.status(f"loading {model_dir} ({placement.describe()})"), \
+                    usage_errors():
+                loaded = load_model_dir(model_dir, cfg, tokenizer, placement)
+            loaded[3]["placement"] = placement.describe()
+            t0 = time.perf_counter()
+            with _progress(disable=not dist.is_lead()) as prog:
+                task = prog.add_task("monitoring", total=dist.shard_size(len(sentences),
+                                                                         batch_size))
+                rep = run(None, out, sentences, model=loaded, window=window or None,
+                          table=table, memory=memory, batch_size=batch_size,
+                          max_length=max_length, raster_layer=raster_layer,
+                          text_source=source, on_batch=lambda n: prog.advance(task, n))
+            synchronize(input_device(loaded[0]))
+            wall = time.perf_counter() - t0
+        if rep is None:  # a rank other than 0 under torchrun: rank 0 reports
+            return
         s = rep["summary"]
         console.print(f"{s['layers']} spiking layers, {s['tokens']:,} tokens: "
                       f"{s['mean_spikes_per_channel']:.3f} spikes per channel, "

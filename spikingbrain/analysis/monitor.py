@@ -276,28 +276,38 @@ class SpikeMonitor:
         import torch.distributed as dist
 
         accs = [self._acc[i] for i in self._order]
-        # layers unseen on some rank: agree on the channel counts first
+        # layers unseen on some rank: agree on their channel counts and configuration, taken
+        # from a rank that saw them
         dev = next((a.sums.device for a in accs if a.sums is not None), torch.device("cpu"))
         if dist.get_backend() == "nccl" and dev.type == "cpu":
             dev = torch.device("cuda", torch.cuda.current_device())
-        chans = torch.tensor([a.channels for a in accs], dtype=torch.int64, device=dev)
-        dist.all_reduce(chans, op=dist.ReduceOp.MAX)
-        parts, maxes = [], []
-        for a, C in zip(accs, chans.tolist()):
+        meta = [None if a.sums is None else (a.channels, a.scheme, a.trains, a.groups,
+                                             a.T_config, a.max_count) for a in accs]
+        everyone: list = [None] * dist.get_world_size()
+        dist.all_gather_object(everyone, meta)
+        parts, maxes, reduced = [], [], []
+        for j, a in enumerate(accs):
+            seen = next((m[j] for m in everyone if m[j] is not None), None)
+            if seen is None:  # no rank saw it: left unseen, as in a single process
+                continue
+            reduced.append(a)
             if a.sums is None:
-                a.channels = C
+                a.channels, a.scheme, a.trains, a.groups, a.T_config, a.max_count = seen
+                C = a.channels
                 a.sums = torch.zeros(len(_SUMS), dtype=torch.int64, device=dev)
                 a.window_max = torch.zeros((), dtype=torch.int64, device=dev)
                 a.hist = torch.zeros(2 * self.hist_range + 4, dtype=torch.int64, device=dev)
                 a.chan = torch.zeros(C, dtype=torch.int64, device=dev)
             parts += [a.sums.to(dev), a.hist.to(dev), a.chan.to(dev)]
             maxes.append(a.window_max.to(dev).reshape(1))
-        flat, mx = torch.cat(parts), torch.cat(maxes) if maxes else torch.zeros(0)
+        if not reduced:
+            return
+        flat, mx = torch.cat(parts), torch.cat(maxes)
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         if mx.numel():
             dist.all_reduce(mx, op=dist.ReduceOp.MAX)
         off = 0
-        for j, a in enumerate(accs):
+        for j, a in enumerate(reduced):
             for attr in ("sums", "hist", "chan"):
                 t = getattr(a, attr)
                 setattr(a, attr, flat[off : off + t.numel()].view_as(t).to(t.device).clone())

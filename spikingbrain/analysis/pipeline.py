@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from spikingbrain.analysis import distributed
 from spikingbrain.analysis.energy import HOROWITZ_45NM, EnergyTable, load_table, model_energy
 from spikingbrain.analysis.monitor import SpikeMonitor
 from spikingbrain.analysis.report import build_report, report_figures, write_report
@@ -109,7 +110,15 @@ def analyze_model(model: nn.Module, tokenizer: Any, sentences: Sequence[str], *,
                   float_model: nn.Module | None = None, batch_size: int = 32,
                   max_length: int = 128, raster_layer: str | None = None,
                   on_batch: Progress | None = None) -> tuple[ModelStats, dict, dict, dict]:
-    """Monitor ``model`` on ``sentences``; returns (stats, samples, fidelity, data info)."""
+    """Monitor ``model`` on ``sentences``; returns (stats, samples, fidelity, data info).
+
+    Inside a ``torch.distributed`` process group of several ranks, each rank runs its share
+    (:func:`spikingbrain.analysis.distributed.analyze_model`) and rank 0 gets the
+    single-process result."""
+    if distributed.rank_world()[1] > 1:
+        return distributed.analyze_model(model, tokenizer, sentences, float_model=float_model,
+                                         batch_size=batch_size, max_length=max_length,
+                                         raster_layer=raster_layer, on_batch=on_batch)
     mon0 = SpikeMonitor(model)
     if not mon0.layer_names:
         raise ValueError("the model has no spiking layer: convert it first "
@@ -157,15 +166,19 @@ def analyze(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
             batch_size: int = 32, max_length: int = 128, raster_layer: str | None = None,
             model: tuple | None = None, text_source: str = "", sweep: list | None = None,
             on_batch: Progress | None = None, title: str | None = None,
-            extra_json: dict[str, Any] | None = None) -> dict[str, Any]:
+            extra_json: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Analyse a model folder (or ``model=(spiking, tokenizer, float|None, info)``) on
     ``sentences`` and write the report into ``out_dir`` (all or nothing, with the
-    ``extra_json`` files such as ``sweep.json``); returns the report dict."""
+    ``extra_json`` files such as ``sweep.json``); returns the report dict. Under
+    ``torch.distributed`` only rank 0 writes (after every rank succeeded); other ranks
+    return None."""
     spiking, tok, float_model, info = model if model is not None else load_model_dir(
         model_dir, config)
     stats, samples, fidelity, data = analyze_model(
         spiking, tok, sentences, float_model=float_model, batch_size=batch_size,
         max_length=max_length, raster_layer=raster_layer, on_batch=on_batch)
+    if not distributed.is_lead():  # a rank other than 0 of a distributed run: rank 0 writes
+        return None
     data["source"] = text_source
     rep = build_report(stats, title=title or f"Spike analysis of {Path(info['path']).name}",
                        model=info, data=data, window=window, table=table, memory=memory,
