@@ -37,6 +37,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -212,7 +213,8 @@ def _paragraphs(text: str) -> list[str]:
     return out
 
 
-def _topic_split() -> tuple[list[str], list[str]]:
+@functools.lru_cache(maxsize=1)
+def _topic_split() -> tuple[tuple[str, ...], tuple[str, ...]]:
     from pydoc_data.topics import topics
 
     keys = sorted(topics)
@@ -230,13 +232,13 @@ def _topic_split() -> tuple[list[str], list[str]]:
         used.update(paras)
         if paras:
             train.append("\n\n".join(paras))
-    return train, heldout
+    return tuple(train), tuple(heldout)
 
 
 def heldout_passages() -> list[str]:
     """Held-out text: the prose of the ``pydoc_data.topics`` topics whose index in sorted
     order is 1 mod 4, one passage per topic (deterministic for a given Python version)."""
-    return _topic_split()[1]
+    return list(_topic_split()[1])
 
 
 def training_texts() -> Iterator[str]:
