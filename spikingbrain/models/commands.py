@@ -62,6 +62,9 @@ def transfer_command(
     warmup: float = typer.Option(0.05, help="Fraction of the steps with a linear warm-up."),
     fresh_only: bool = typer.Option(False, help="Attention transfer trains only the fresh "
                                     "gk_proj and g_norm (not the reused q/k/v/o)."),
+    distill_params: str = typer.Option("all", help="What the distillation trains: all, "
+                                       "attention (every layer's) or gla (GLA layers' "
+                                       "attention only)."),
     temperature: float = typer.Option(2.0, help="Distillation temperature T."),
     lm_weight: float = typer.Option(0.0, help="Weight a of the next-token loss in the "
                                     "distillation loss (1 - a) T^2 KL + a CE."),
@@ -107,7 +110,8 @@ def transfer_command(
                                  eval_tokens=eval_tokens or None, steps_attn=steps_attn,
                                  steps_distill=steps_distill, lr_attn=lr_attn,
                                  lr_distill=lr_distill, schedule=schedule, warmup=warmup,
-                                 fresh_only=fresh_only, temperature=temperature,
+                                 fresh_only=fresh_only, distill_params=distill_params,
+                                 temperature=temperature,
                                  lm_weight=lm_weight, attn_share=attn_share,
                                  autocast=not no_autocast, seed=seed)
         except ValueError as err:

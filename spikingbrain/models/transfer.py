@@ -54,6 +54,7 @@ __all__ = ["PhaseResult", "TransferConfig", "TransferResult", "attention_transfe
            "save_transfer", "text_split", "token_blocks", "training_texts", "transfer"]
 
 SCHEDULES = ("cosine", "linear", "constant")
+DISTILL_PARAMS = ("all", "attention", "gla")
 
 
 @dataclass
@@ -72,10 +73,13 @@ class TransferConfig:
         weight_decay, clip: AdamW weight decay and the gradient-norm clip (0: none).
         fresh_only: attention transfer trains only the fresh ``gk_proj`` and ``g_norm`` (not
             the reused q/k/v/o).
+        distill_params: what the distillation trains: ``all`` parameters, every layer's
+            ``attention`` (GLA and softmax), or the ``gla`` attention alone (less to overfit
+            on little text).
         temperature, lm_weight: distillation loss ``(1 - a) T^2 KL + a CE`` with ``a`` the
             ``lm_weight``.
         max_seconds: wall-time budget of the two training steps together (None: no limit);
-            after a few steps the step counts are cut so that each finishes in its share
+            after seven steps the step counts are cut so that each finishes in its share
             (``attn_share`` for the attention transfer, the rest for distillation).
         autocast: bf16 autocast on CUDA (training and perplexities of both models).
         seed: of the fresh parameters and the batch order.
@@ -96,6 +100,7 @@ class TransferConfig:
     weight_decay: float = 0.0
     clip: float = 1.0
     fresh_only: bool = False
+    distill_params: str = "all"
     temperature: float = 2.0
     lm_weight: float = 0.0
     max_seconds: float | None = None
@@ -127,6 +132,9 @@ class TransferConfig:
         if self.weight_decay < 0 or self.clip < 0:
             raise ValueError(f"weight_decay and clip must be >= 0 (clip 0 = off), got "
                              f"{self.weight_decay} and {self.clip}")
+        if self.distill_params not in DISTILL_PARAMS:
+            raise ValueError(f"distill_params must be one of {DISTILL_PARAMS}, got "
+                             f"{self.distill_params!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.max_seconds is not None and not self.max_seconds > 0:
@@ -396,8 +404,8 @@ def _train(params: list[nn.Parameter], data: torch.Tensor, steps: int, lr: float
            loss_fn: Callable[[torch.Tensor], float], log: Callable[[str], None] | None,
            name: str) -> PhaseResult:
     """AdamW steps of ``loss_fn`` (which computes the loss of a batch, calls backward and
-    returns its value); the step count is cut to fit ``budget`` seconds once the first steps
-    are timed."""
+    returns its value); the step count is cut to fit ``budget`` seconds once steps 3 to 7
+    are timed (the first two warm up: kernel compilation, allocator)."""
     res = PhaseResult(steps=steps)
     if steps == 0:
         return res
@@ -416,11 +424,15 @@ def _train(params: list[nn.Parameter], data: torch.Tensor, steps: int, lr: float
         opt.step()
         res.losses.append(loss)
         step += 1
-        if budget is not None and step == min(5, res.steps):  # timed: fit the budget
+        if budget is not None and step in (2, 7):  # steps 3-7 timed (2 warm-ups): fit
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            per = (time.perf_counter() - t0) / step
-            res.steps = max(step, min(res.steps, int(budget / per)))
+            now = time.perf_counter()
+            if step == 2:
+                t2 = now
+            else:
+                per = (now - t2) / 5
+                res.steps = max(step, min(res.steps, step + int((budget - (now - t0)) / per)))
         if log is not None and (step % max(1, res.steps // 10) == 0 or step == res.steps):
             log(f"{name}: step {step}/{res.steps} loss {loss:.4f}")
     if device.type == "cuda":
@@ -475,7 +487,7 @@ def distill(teacher: nn.Module, student: nn.Module, data: torch.Tensor, config: 
             ) -> PhaseResult:
     """Train the whole student on the teacher's logits: ``(1 - a) T^2 KL(p_T || q_T) + a CE``
     per token (``p``, ``q`` the teacher's and student's softmax at temperature ``T``; ``a``
-    the ``lm_weight``; CE the next-token loss)."""
+    the ``lm_weight``; CE the next-token loss), training ``config.distill_params``."""
     device = next(student.parameters()).device
     T, a = config.temperature, config.lm_weight
     teacher.eval()
@@ -496,7 +508,12 @@ def distill(teacher: nn.Module, student: nn.Module, data: torch.Tensor, config: 
         loss.backward()
         return float(loss.detach())
 
-    return _train([p for p in student.parameters() if p.requires_grad], data,
+    gla = {f"model.layers.{i}.attn." for i in gla_layers(student)}
+    scope = config.distill_params
+    params = [p for n, p in student.named_parameters() if p.requires_grad and (
+        scope == "all" or (scope == "attention" and ".attn." in n)
+        or (scope == "gla" and n.startswith(tuple(gla))))]
+    return _train(params, data,
                   config.steps_distill, config.lr_distill, config, budget, device, loss_fn, log,
                   "distillation")
 
