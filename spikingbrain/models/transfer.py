@@ -546,7 +546,7 @@ def transfer(teacher: nn.Module, tokenizer: Any, config: TransferConfig | None =
     """The whole conversion by training (module docstring): text, student, perplexity of the
     teacher and of the student before transfer, attention transfer, perplexity, distillation,
     perplexity. ``device``: where to train (default: the teacher's); the teacher is moved
-    there."""
+    there and left unchanged (its ``requires_grad`` flags are restored)."""
     config = config or TransferConfig()
     device = torch.device(device) if device is not None else next(teacher.parameters()).device
     seconds: dict[str, float] = {}
@@ -566,8 +566,19 @@ def transfer(teacher: nn.Module, tokenizer: Any, config: TransferConfig | None =
                                                config.train_tokens))
     held = token_blocks(tokenizer, heldout_passages(), config.seq_len, config.eval_tokens)
     teacher = teacher.to(device).eval()
-    for p in teacher.parameters():
+    grads = [(p, p.requires_grad) for p in teacher.parameters()]
+    for p, _ in grads:
         p.requires_grad_(False)
+    try:
+        return _transfer(teacher, tokenizer, config, device, log, train, held, seconds, t_all,
+                         timed)
+    finally:
+        for p, flag in grads:
+            p.requires_grad_(flag)
+
+
+def _transfer(teacher, tokenizer, config, device, log, train, held, seconds, t_all, timed
+              ) -> TransferResult:
     student = timed("build student", lambda: build_student(teacher, config, device=device))
     ppl: dict[str, float] = {}
     bs = config.batch_size

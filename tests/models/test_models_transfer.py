@@ -119,7 +119,8 @@ def test_transfer_lowers_the_losses_and_saves_a_reloadable_student(tiny, tmp_pat
     assert len(res.distillation.losses) == 8
     for name in ("attention transfer", "distillation", "perplexity teacher", "total"):
         assert res.seconds[name] > 0
-    assert all(torch.equal(p, before[n]) for n, p in teacher.named_parameters())
+    assert all(torch.equal(p, before[n]) and p.requires_grad
+               for n, p in teacher.named_parameters())
     assert [b.kind for b in res.student.model.layers] == ["gla", "swa", "gla", "swa"]
 
     save_transfer(res, tmp_path / "out", tok)
