@@ -28,6 +28,7 @@ app = typer.Typer(
 _COMMAND_MODULES = (
     "spikingbrain.demo",
     "spikingbrain.converter.commands",
+    "spikingbrain.models.commands",
     "spikingbrain.analysis.commands",
     "spikingbrain.neuromorphic.commands",
     "spikingbrain.generate_cli",
