@@ -49,6 +49,7 @@ __all__ = [
     "FORMAT",
     "META_FILE",
     "SCHEMA_VERSION",
+    "SHARDED_SCHEMA_VERSION",
     "WEIGHTS_FILE",
     "load_converted",
     "read_metadata",
@@ -57,6 +58,9 @@ __all__ = [
 
 #: Version of the folder layout; bumped when a change would break older readers.
 SCHEMA_VERSION = 2
+#: The layout with sharded weights (``weights.files`` + an index), written by
+#: :func:`spikingbrain.converter.stream.stream_convert`; single-file saves keep version 2.
+SHARDED_SCHEMA_VERSION = 3
 FORMAT = "spikingbrain.converted"
 META_FILE = "spikingbrain_converted.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -221,7 +225,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     version = meta.get("schema_version")
     if not isinstance(version, int):
         raise ValueError(f"{meta_path} has no valid schema_version")
-    if version > SCHEMA_VERSION:
+    if version > SHARDED_SCHEMA_VERSION:
         raise ValueError(
             f"{meta_path} uses schema version {version}, newer than this spikingbrain "
             f"understands ({SCHEMA_VERSION}); it was written by spikingbrain "
@@ -296,13 +300,48 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
 
     Returns:
         the converted model in eval mode.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
+    Sharded saves (schema version 3, from :func:`spikingbrain.converter.stream.stream_convert`)
+    are read shard by shard, each checked against its recorded SHA-256.
+    """
     folder = Path(path)
     recover_folder(folder)
     meta = read_metadata(folder)
+    if "files" in meta["weights"]:
+        state = _read_sharded(folder, meta, verify)
+    else:
+        state = _read_single(folder, meta, verify)
+    return _assemble(folder, meta, state, model)
+
+
+def _read_sharded(folder: Path, meta: dict[str, Any], verify: bool) -> dict[str, torch.Tensor]:
+    """The tensors of a sharded save (:mod:`spikingbrain.converter.stream`), every shard's
+    SHA-256 checked against the metadata when ``verify``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    state: dict[str, torch.Tensor] = {}
+    digests = meta["weights"].get("sha256") or {}
+    for name in meta["weights"]["files"]:
+        wfile = folder / name
+        if not wfile.is_file():
+            raise FileNotFoundError(f"{wfile} is missing; the converted model is incomplete")
+        if verify and digests.get(name) != _sha256(wfile):
+            raise ValueError(f"{wfile} does not match the checksum recorded in {META_FILE}: the "
+                             f"file is corrupt or was replaced (pass verify=False to skip the "
+                             f"check)")
+        try:
+            state.update(load_file(str(wfile)))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{wfile} is not a readable safetensors file ({err}); it is "
+                             f"corrupt") from None
+    return state
+
+
+def _read_single(folder: Path, meta: dict[str, Any], verify: bool) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     wfile = folder / meta["weights"].get("file", WEIGHTS_FILE)
     if not wfile.is_file():
         raise FileNotFoundError(f"{wfile} is missing; the converted model is incomplete")
@@ -319,6 +358,12 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ValueError(f"{wfile} is not a readable safetensors file ({err}); it is corrupt") \
             from None
+    return state
+
+
+def _assemble(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor],
+              model: nn.Module | None) -> nn.Module:
+    """Build (or take) the model, swap in the recorded layers' shells, load ``state``."""
     if model is None:
         model = _build_hf(folder, meta)
     if not isinstance(model, nn.Module):
