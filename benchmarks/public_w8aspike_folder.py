@@ -13,9 +13,10 @@ Two layouts, each as sharded safetensors with ``model.safetensors.index.json`` a
 - ``--kind float`` (the base model): the same names, the rank-16 gate pair
   ``attn.gk_proj.0`` / ``attn.gk_proj.1``, no scales, in ``--dtype`` (bf16 by default).
 
-The folder is written shard by shard (one decoder layer per shard, the embeddings and the head
-in their own shards), so the full size (about 30 GB in fp32, 15 GB in bf16) never sits in
-memory: peak memory is about one layer. It is built beside OUT and renamed into place, all or
+The folder is written shard by shard (``--layers-per-shard`` decoder layers per shard, default
+one; the embeddings and the head in their own shards), each layer generated in float32 and
+kept in the target dtype, so the full size (about 30 GB in fp32, 15 GB in bf16) never sits in
+memory: peak memory is about one shard. It is built beside OUT and renamed into place, all or
 nothing.
 
 Run::
@@ -129,14 +130,15 @@ def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 def write_folder(out: str | os.PathLike, size: str | dict[str, Any] = "tiny",
                  kind: str = "w8aspike", beyond: float = 0.01, group: int = 128,
-                 dtype: str = "fp32", seed: int = 0) -> dict[str, Any]:
+                 dtype: str = "fp32", seed: int = 0, layers_per_shard: int = 1
+                 ) -> dict[str, Any]:
     """Write the folder (see the module docstring); returns a summary
     ``{"files", "bytes", "codes", "beyond_int8", "fraction_beyond"}``.
 
     >>> import tempfile
     >>> s = write_folder(tempfile.mkdtemp() + "/w8", "tiny", beyond=0.01)
     >>> s["fraction_beyond"] > 0.005, len(s["files"])
-    (True, 7)
+    (True, 6)
     """
     from spikingbrain.utils.atomic import atomic_folder
 
@@ -154,16 +156,21 @@ def write_folder(out: str | os.PathLike, size: str | dict[str, Any] = "tiny",
         if kind == "w8aspike" and w % group:
             raise ValueError(f"width {w} is not a multiple of the group size {group}")
     torch_dtype = DTYPES[dtype]
-    total = n + 2
+    if layers_per_shard < 1:
+        raise ValueError(f"layers_per_shard must be >= 1, got {layers_per_shard}")
+    n_mid = math.ceil(n / layers_per_shard)
+    total = n_mid + 2
     names = [f"model-{j + 1:05d}-of-{total:05d}.safetensors" for j in range(total)]
     weight_map: dict[str, str] = {}
     stats = {"codes": 0, "beyond_int8": 0, "bytes": 0}
     gen = torch.Generator().manual_seed(seed)
     public_dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype]
 
-    def emit(tensors: dict[str, torch.Tensor], fname: str, folder: Path) -> None:
+    def emit(tensors: dict[str, torch.Tensor], fname: str, folder: Path,
+             layers: range = range(0)) -> None:
         out_t: dict[str, torch.Tensor] = {}
-        for name, t in tensors.items():
+
+        def add(name: str, t: torch.Tensor) -> None:
             out_t[name] = t.to(torch_dtype)
             if kind == "w8aspike" and name.endswith(".weight") and t.dim() == 2 and \
                     not name.startswith(("model.embeddings", "lm_head")):
@@ -173,6 +180,12 @@ def write_folder(out: str | os.PathLike, size: str | dict[str, Any] = "tiny",
                 stats["codes"] += codes.numel()
                 stats["beyond_int8"] += int(((codes < -128) | (codes > 127)).sum())
                 del codes
+
+        for name, t in tensors.items():
+            add(name, t)
+        for i in layers:  # one layer at a time in float32, kept in the target dtype
+            for name, t in layer_tensors(cfg, i, kind, seed).items():
+                add(name, t)
         _save(out_t, folder / fname)
         stats["bytes"] += (folder / fname).stat().st_size
         weight_map.update({k: fname for k in out_t})
@@ -182,8 +195,9 @@ def write_folder(out: str | os.PathLike, size: str | dict[str, Any] = "tiny",
         g0 = torch.Generator().manual_seed(seed * 1000)
         emit({"model.embeddings.weight": torch.randn(cfg["vocab_size"], cfg["hidden_size"],
                                                      generator=g0)}, names[0], tmp)
-        for i in range(n):
-            emit(layer_tensors(cfg, i, kind, seed), names[i + 1], tmp)
+        for j in range(n_mid):
+            emit({}, names[j + 1], tmp, layers=range(j * layers_per_shard,
+                                                      min(n, (j + 1) * layers_per_shard)))
         g1 = torch.Generator().manual_seed(seed * 1000 + 999_999)
         emit({"model.norm.weight": 1 + 0.1 * torch.randn(cfg["hidden_size"], generator=g1),
               "lm_head.weight": _linear(g1, cfg["vocab_size"], cfg["hidden_size"])},
@@ -206,10 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", choices=sorted(DTYPES), default=None,
                     help="weight dtype (w8aspike: fp32; float: bf16 by default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layers-per-shard", type=int, default=1,
+                    help="decoder layers per shard (8 at full size in bf16: ~3.8 GB shards)")
     a = ap.parse_args(argv)
     dtype = a.dtype or ("fp32" if a.kind == "w8aspike" else "bf16")
     try:
-        summary = write_folder(a.out, a.size, a.kind, a.beyond, dtype=dtype, seed=a.seed)
+        summary = write_folder(a.out, a.size, a.kind, a.beyond, dtype=dtype, seed=a.seed,
+                               layers_per_shard=a.layers_per_shard)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
