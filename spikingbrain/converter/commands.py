@@ -100,6 +100,8 @@ def convert_command(
                                group_size, mode.value, clip_weights, calibrate_text, calibrate_n)
         placement = Placement(device, dtype, device_map)
     console = Console()
+    if lines is None and _stream(model_dir, out_dir, cfg, task.value, console):
+        return  # a sharded folder, converted shard by shard on the host
     with console.status(f"loading {model_dir} ({placement.describe()})"), usage_errors():
         from spikingbrain.converter.folder import (
             check_vocabulary,
@@ -122,6 +124,27 @@ def convert_command(
             raise UsageError(str(err)) from None
     _print_summary(console, model, cfg, model_dir, out_dir, before, heads, tokenizer,
                    lines is not None, clip_weights, placement)
+
+
+def _stream(model_dir, out_dir, cfg, task, console) -> bool:
+    """A sharded float folder of a causal LM converts shard by shard
+    (:mod:`spikingbrain.converter.stream`, peak memory about one shard); returns whether it
+    did. Other folders (and calibration, which needs the whole model) load whole."""
+    from spikingbrain.converter.stream import can_stream, stream_convert
+
+    if can_stream(model_dir, task) is not None:
+        return False
+    with console.status(f"streaming {model_dir} shard by shard"), usage_errors():
+        try:
+            s = stream_convert(model_dir, out_dir, cfg,
+                               progress=lambda name: console.log(f"converted {name}"))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    console.print(f"W8ASpike conversion (streamed): {s.class_name}, {s.n_layers} layers "
+                  f"converted (k={cfg.k:g} {cfg.scheme} group {cfg.group_size}), "
+                  f"{s.n_shards} shards, {_fmt_bytes(s.float_bytes)} {s.dtype} -> "
+                  f"{_fmt_bytes(s.converted_bytes)}, written to {out_dir}")
+    return True
 
 
 def _validate(model_dir, out_dir, k, scheme, T, max_count, granularity, group_size, mode,

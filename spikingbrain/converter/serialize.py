@@ -49,6 +49,7 @@ __all__ = [
     "FORMAT",
     "META_FILE",
     "SCHEMA_VERSION",
+    "SHARDED_SCHEMA_VERSION",
     "WEIGHTS_FILE",
     "load_converted",
     "read_metadata",
@@ -57,6 +58,9 @@ __all__ = [
 
 #: Version of the folder layout; bumped when a change would break older readers.
 SCHEMA_VERSION = 2
+#: The layout with sharded weights (``weights.files`` + an index), written by
+#: :func:`spikingbrain.converter.stream.stream_convert`; single-file saves keep version 2.
+SHARDED_SCHEMA_VERSION = 3
 FORMAT = "spikingbrain.converted"
 META_FILE = "spikingbrain_converted.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -221,7 +225,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     version = meta.get("schema_version")
     if not isinstance(version, int):
         raise ValueError(f"{meta_path} has no valid schema_version")
-    if version > SCHEMA_VERSION:
+    if version > SHARDED_SCHEMA_VERSION:
         raise ValueError(
             f"{meta_path} uses schema version {version}, newer than this spikingbrain "
             f"understands ({SCHEMA_VERSION}); it was written by spikingbrain "
@@ -294,6 +298,33 @@ def _shell(spec: dict[str, Any], where: str, device: Any = None) -> SpikingLinea
     return layer
 
 
+def _weight_files(folder: Path, meta: dict[str, Any], verify: bool) -> list[Path]:
+    """The weight files of a save: one file, or the shards of a sharded save (schema 3),
+    each present and (``verify``) matching its recorded SHA-256."""
+    weights = meta["weights"]
+    if "files" in weights:
+        names = list(weights["files"])
+        digests = weights.get("sha256") or {}
+    else:
+        names = [weights.get("file", WEIGHTS_FILE)]
+        digests = {names[0]: weights.get("sha256")}
+    files = []
+    for name in names:
+        wfile = folder / name
+        if not wfile.is_file():
+            raise FileNotFoundError(f"{wfile} is missing; the converted model is incomplete")
+        if verify and not digests.get(name):
+            raise ValueError(f"{META_FILE} records no checksum of {name}; the file is corrupt "
+                             f"(pass verify=False to load it unchecked)")
+        if verify and _sha256(wfile) != digests[name]:
+            raise ValueError(
+                f"{wfile} does not match the checksum recorded in {META_FILE}: the file is "
+                f"corrupt or was replaced (pass verify=False to skip the check)"
+            )
+        files.append(wfile)
+    return files
+
+
 def _read_state(wfile: Path, want: dict[str, torch.Tensor], device_of: Any) -> dict:
     """Read the safetensors file one tensor at a time, each straight to ``device_of(name)`` in
     the dtype of ``want[name]`` (float tensors only; integer codes keep their dtype)."""
@@ -341,7 +372,8 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
         model: a float skeleton of the same architecture; ``None`` rebuilds a Hugging Face
             model from the folder's ``config.json`` with its parameters on the meta device
             (nothing allocated twice: every tensor is read once, straight to its device).
-        verify: check the safetensors file's SHA-256 against the recorded one.
+        verify: check the safetensors file's SHA-256 against the recorded one (every shard's,
+            for the sharded saves of :func:`spikingbrain.converter.stream.stream_convert`).
         device: where the model goes (default: the CPU); tensors are read one at a time
             straight onto it.
         dtype: float dtype of everything but the converted layers' codes, scales and biases
@@ -355,17 +387,7 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
     folder = Path(path)
     recover_folder(folder)
     meta = read_metadata(folder)
-    wfile = folder / meta["weights"].get("file", WEIGHTS_FILE)
-    if not wfile.is_file():
-        raise FileNotFoundError(f"{wfile} is missing; the converted model is incomplete")
-    if verify and not meta["weights"].get("sha256"):
-        raise ValueError(f"{META_FILE} records no checksum of {wfile.name}; the file is corrupt "
-                         f"(pass verify=False to load it unchecked)")
-    if verify and _sha256(wfile) != meta["weights"]["sha256"]:
-        raise ValueError(
-            f"{wfile} does not match the checksum recorded in {META_FILE}: the file is corrupt "
-            f"or was replaced (pass verify=False to skip the check)"
-        )
+    wfiles = _weight_files(folder, meta, verify)
     if device_map not in (None, "auto"):
         raise ValueError(f"device_map must be None or 'auto', got {device_map!r}")
     build = model is None
@@ -406,7 +428,9 @@ def load_converted(path: str | os.PathLike, model: nn.Module | None = None, *,
 
         dmap = auto_device_map(model)
     target = torch.device(device) if device is not None and build else torch.device("cpu")
-    state = _read_state(wfile, want, _device_of(target, dmap))
+    state: dict[str, torch.Tensor] = {}
+    for wfile in wfiles:  # one shard (or the one file) at a time, straight to the device
+        state.update(_read_state(wfile, want, _device_of(target, dmap)))
     for alias, tgt in meta.get("aliases", {}).items():
         if tgt not in state:
             raise ValueError(f"alias {alias} -> {tgt} points to a missing tensor; corrupt file")
