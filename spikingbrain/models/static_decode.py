@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from spikingbrain.models._common import cache_of, merge_heads, split_heads
+from spikingbrain.models.ops.attention import decode_attention
 from spikingbrain.models.ops.attn_quant import quantize_attention_inputs
-from spikingbrain.models.ops.gla import gla_step
+from spikingbrain.models.ops.gla import gla
 from spikingbrain.models.ops.moe import MoEFeedForward
 from spikingbrain.models.ops.rope import apply_rope, rope_cos_sin
 
@@ -156,12 +157,13 @@ class StaticDecoder:
                 self.ring_k[i].scatter_(2, idx, k)
                 self.ring_v[i].scatter_(2, idx, v)
                 self.ring_pos[i].scatter_(1, slot, self.pos[:, None])
-                kp = self.ring_pos[i]
-                rel = self.pos[:, None] - kp
-                mask = (kp >= 0) & (rel >= 0) & (rel <= window)
-                o = F.scaled_dot_product_attention(q, self.ring_k[i], self.ring_v[i],
-                                                   attn_mask=mask[:, None, None, :],
-                                                   enable_gqa=True)
+                # the ring in position order (empty slots first): the eager step's keys
+                order = torch.argsort(self.ring_pos[i], dim=1, stable=True)
+                idx = order[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[3])
+                o = decode_attention(q, self.ring_k[i].gather(2, idx),
+                                     self.ring_v[i].gather(2, idx),
+                                     self.ring_pos[i].gather(1, order), self.pos, window,
+                                     self.slots)
                 o = attn.o_proj(merge_heads(o))
             else:
                 rep = cfg.num_attention_heads // cfg.num_key_value_heads
@@ -173,11 +175,10 @@ class StaticDecoder:
                     cfg.num_key_value_heads)
                 k, v, log_g = (t.repeat_interleave(rep, 1) for t in (k, v, log_g))
                 st = self.state[i]
-                wd = st.dtype
-                out, new = gla_step(q[:, :, 0].to(wd), k[:, :, 0].to(wd), v[:, :, 0].to(wd),
-                                    log_g[:, :, 0].to(wd), st, cfg.head_dim ** -0.5)
+                out, new = gla(q, k, v, log_g, initial_state=st, output_final_state=True,
+                               backend=cfg.gla_backend)  # the eager step's call
                 st.copy_(new)
-                o = attn.o_proj(merge_heads(attn.g_norm(out[:, :, None].to(h.dtype))))
+                o = attn.o_proj(merge_heads(attn.g_norm(out.to(h.dtype))))
             x = x + o
             x = x + block.mlp(block.mlp_norm(x))
         logits = model.lm_head(model.model.norm(x))[:, -1]
@@ -200,7 +201,17 @@ class StaticDecoder:
                 self._step()
             return self.next_tokens
         if self._graph is None:
-            self._capture()
+            try:
+                self._capture()
+            except Exception as err:  # noqa: BLE001 - a kernel that cannot be captured
+                import warnings
+
+                warnings.warn(f"the decode step could not be captured as a CUDA graph ({err}); "
+                              "decoding with static buffers but without the graph",
+                              stacklevel=2)
+                torch.cuda.synchronize()
+                self.graphs = False
+                return self.step()
         self._graph.replay()
         return self.next_tokens
 

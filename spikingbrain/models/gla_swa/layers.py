@@ -17,7 +17,7 @@ from torch import nn
 from spikingbrain.models._common import Layout, mask_recurrent_inputs, merge_heads, split_heads
 from spikingbrain.models.gla_swa.cache import GLAswaCache
 from spikingbrain.models.gla_swa.configuration import GLAswaConfig
-from spikingbrain.models.ops.attention import softmax_attention
+from spikingbrain.models.ops.attention import decode_attention, softmax_attention
 from spikingbrain.models.ops.attn_quant import quantize_attention_inputs
 from spikingbrain.models.ops.gla import gla
 from spikingbrain.models.ops.moe import MoEFeedForward, SwiGLUMLP
@@ -72,7 +72,16 @@ class SlidingWindowAttention(_QKV):
         k_pos, k_start = lay.pos, lay.start
         if step.cache is not None:
             k, v, k_pos, k_start = step.cache.window_kv(self.idx).extend(k, v, lay)
-        if k_pos is not None:
+        slots = None if cfg.sliding_window is None else cfg.sliding_window + 1
+        if step.decoding and slots is not None and k.shape[2] <= slots:
+            # a decode step: the same fixed-slot kernel call as the static (CUDA-graph) step
+            n = k.shape[2]
+            kp = k_pos if k_pos is not None else (
+                torch.arange(n, device=k.device) + k_start)[None].expand(x.shape[0], n)
+            qp = lay.pos[:, 0] if lay.pos is not None else torch.full(
+                (x.shape[0],), lay.start, dtype=torch.long, device=k.device)
+            o = decode_attention(q, k, v, kp, qp, window, slots)
+        elif k_pos is not None:
             q_pos = lay.pos if lay.pos is not None else (
                 torch.arange(lay.length, device=k_pos.device) + lay.start)[None].expand(
                 x.shape[0], -1)

@@ -31,7 +31,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["attention_mask", "attention_reference", "position_mask", "softmax_attention"]
+__all__ = ["attention_mask", "attention_reference", "decode_attention", "position_mask",
+           "softmax_attention"]
 
 
 def attention_mask(lq: int, lk: int, *, window: int | None = None, n_sink: int = 0,
@@ -188,3 +189,31 @@ def _padded_attention(q, k, v, q_pos, k_pos, *, window, scale, n_sink, sink_quer
         outs.append(F.scaled_dot_product_attention(q[:, :, s:e], kk, vv, attn_mask=m[:, None],
                                                    scale=scale, enable_gqa=True))
     return torch.cat(outs, 2) if outs else q.new_zeros(q.shape[:3] + (v.shape[-1],))
+
+
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_pos: torch.Tensor,
+                     q_pos: torch.Tensor, window: int, slots: int) -> torch.Tensor:
+    """One decoded token per row over its window of keys, on a fixed number of key slots.
+
+    ``q [B, H, 1, D]`` at positions ``q_pos [B]``; ``k, v [B, Hkv, n, D]`` in position order
+    (``n <= slots``) at ``k_pos [B, n]`` (``-1``: empty). The keys are padded at the front to
+    ``slots`` empty (masked, zero) entries, so the eager cached step and the static-buffer step
+    of :mod:`spikingbrain.models.static_decode` hand identical tensors to one attention kernel
+    and give identical results. A key is seen iff ``0 <= q_pos - k_pos <= window``.
+
+    >>> q = torch.randn(1, 2, 1, 4); k = torch.randn(1, 1, 3, 4)
+    >>> o = decode_attention(q, k, k, torch.tensor([[5, 6, 7]]), torch.tensor([7]), 2, 4)
+    >>> torch.allclose(o, attention_reference(q, k, k, window=2))
+    True
+    """
+    B, hk, n, D = k.shape
+    if n > slots:
+        raise ValueError(f"{n} keys do not fit {slots} slots")
+    if n < slots:
+        pad = k.new_zeros(B, hk, slots - n, D)
+        k, v = torch.cat([pad, k], 2), torch.cat([pad, v], 2)
+        k_pos = torch.cat([k_pos.new_full((B, slots - n), -1), k_pos], 1)
+    rel = q_pos.to(k_pos.device)[:, None] - k_pos
+    mask = (k_pos >= 0) & (rel >= 0) & (rel <= window)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :],
+                                          enable_gqa=True)
