@@ -16,7 +16,7 @@
 >>> held, calib = pydoc_passages("heldout"), pydoc_passages("calibration")
 >>> len(held) > 10 and len(calib) > 3 * len(held) // 2
 True
->>> set(held).isdisjoint(calib), all(len(p) >= 1200 for p in held)
+>>> set(held).isdisjoint(calib), all(len(p) > 1200 for p in held)
 (True, True)
 >>> cache_root({"SPIKINGBRAIN_CACHE": "/data/cache"}).as_posix()
 '/data/cache'
@@ -225,10 +225,12 @@ def _prose_paragraphs(text: str) -> list[str]:
 def pydoc_passages(split: str = "heldout", min_chars: int = 1200) -> list[str]:
     """English passages of the Python language reference (``pydoc_data.topics``).
 
-    Each topic's prose paragraphs (see :func:`_prose_paragraphs`) are joined, in order, into
-    passages of at least ``min_chars`` characters (a shorter remainder is dropped). Topics in
-    sorted order go to ``"heldout"`` when their index is 1 mod 4, else to ``"calibration"``
-    (``"all"``: both, in topic order). Deterministic for a given Python version.
+    Topics in sorted order are held out when their index is 1 mod 4, else calibration. Each
+    topic's prose paragraphs (:func:`_prose_paragraphs`) are joined, in order, into passages
+    of more than ``min_chars`` characters (a shorter remainder is dropped). Topics share
+    paragraphs, so each paragraph is used once: a paragraph found in any held-out topic is
+    held out, and a repeat is skipped. ``"all"``: both splits. Deterministic for a given
+    Python version.
     """
     if split not in ("heldout", "calibration", "all"):
         raise ValueError(f"split must be 'heldout', 'calibration' or 'all', got {split!r}")
@@ -236,13 +238,19 @@ def pydoc_passages(split: str = "heldout", min_chars: int = 1200) -> list[str]:
         raise ValueError(f"min_chars must be >= 1, got {min_chars}")
     from pydoc_data.topics import topics
 
-    out = []
-    for i, key in enumerate(sorted(topics)):
-        held = i % 4 == 1
+    keys = sorted(topics)
+    held_keys = {key for i, key in enumerate(keys) if i % 4 == 1}
+    held_paras = {p for key in held_keys for p in _prose_paragraphs(topics[key])}
+    out, used = [], set()
+    for key in keys:
+        held = key in held_keys
         if split != "all" and held != (split == "heldout"):
             continue
         cur: list[str] = []
         for para in _prose_paragraphs(topics[key]):
+            if para in used or (not held and para in held_paras):
+                continue
+            used.add(para)
             cur.append(para)
             if sum(len(p) + 1 for p in cur) > min_chars:
                 out.append("\n\n".join(cur))
