@@ -100,6 +100,8 @@ def convert_command(
                                group_size, mode.value, clip_weights, calibrate_text, calibrate_n)
         placement = Placement(device, dtype, device_map)
     console = Console()
+    if _public_w8aspike(model_dir, out_dir, cfg, placement, console):
+        return  # a public W8ASpike release, saved with its exact codes
     if lines is None and _stream(model_dir, out_dir, cfg, task.value, console):
         return  # a sharded folder, converted shard by shard on the host
     with console.status(f"loading {model_dir} ({placement.describe()})"), usage_errors():
@@ -124,6 +126,28 @@ def convert_command(
             raise UsageError(str(err)) from None
     _print_summary(console, model, cfg, model_dir, out_dir, before, heads, tokenizer,
                    lines is not None, clip_weights, placement)
+
+
+def _public_w8aspike(model_dir, out_dir, cfg, placement, console) -> bool:
+    """A public W8ASpike folder (fp32 weights + ``weight_quantizer.scales``) is not quantised
+    again: its exact codes and scales are loaded and saved as a converted folder (k, scheme and
+    mode from the options; the group size from its scales). Returns whether it was one."""
+    from spikingbrain.converter import save_converted
+    from spikingbrain.converter.folder import folder_kind, load_model_folder
+
+    if folder_kind(model_dir) != "w8aspike":
+        return False
+    with console.status(f"loading the W8ASpike folder {model_dir}"), usage_errors():
+        loaded = load_model_folder(model_dir, cfg, require_tokenizer=False, placement=placement)
+    with console.status(f"saving {out_dir}"), usage_errors():
+        try:
+            save_converted(loaded.model, out_dir, tokenizer=loaded.tokenizer)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    n = sum(1 for m in loaded.model.modules() if type(m).__name__ == "SpikingLinear")
+    console.print(f"{loaded.description}: {n} layers saved with their exact codes to {out_dir}",
+                  highlight=False)
+    return True
 
 
 def _stream(model_dir, out_dir, cfg, task, console) -> bool:

@@ -128,9 +128,31 @@ def _resolve(model_dir: str | os.PathLike) -> Path:
     return embedded_dir(model_dir) if str(model_dir) in EMBEDDED_NAMES else Path(model_dir)
 
 
+def quantized_suffix(path: Path) -> str | None:
+    """The tensor-name suffix of a pre-quantised checkpoint folder (a public W8ASpike release:
+    ``...weight_quantizer.scales``), read from the safetensors headers; None for others."""
+    from spikingbrain.utils.model_types import QUANTIZED_FOLDER_LOADERS
+    from spikingbrain.utils.safetensors_check import check_safetensors_folder, check_shard
+
+    if not ((path / "model.safetensors").is_file() or
+            (path / "model.safetensors.index.json").is_file()):
+        return None
+    try:
+        shards = check_safetensors_folder(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise ModelFolderError(str(err)) from None
+    for shard in shards:
+        names = check_shard(shard)
+        for suffix in QUANTIZED_FOLDER_LOADERS:
+            if any(n.endswith(suffix) for n in names):
+                return suffix
+    return None
+
+
 def folder_kind(model_dir: str | os.PathLike) -> str:
-    """``"embedded"``, ``"converted"`` or ``"float"``; :class:`ModelFolderError` otherwise
-    (nothing is loaded or built)."""
+    """``"embedded"``, ``"converted"``, ``"w8aspike"`` (a public pre-quantised release, loaded
+    with its exact codes) or ``"float"``; :class:`ModelFolderError` otherwise (nothing is
+    loaded or built)."""
     from spikingbrain.converter.serialize import META_FILE
 
     if str(model_dir) in EMBEDDED_NAMES:
@@ -146,6 +168,8 @@ def folder_kind(model_dir: str | os.PathLike) -> str:
                                f"{_NAMES_HINT}")
     if (path / META_FILE).is_file():
         return "converted"
+    if quantized_suffix(path) is not None:
+        return "w8aspike"
     cfg = path / "config.json"
     if not cfg.is_file():
         raise ModelFolderError(
@@ -305,6 +329,26 @@ def load_model_folder(model_dir: str | os.PathLike, config: SpikeConfig | None =
                             f"converted model folder {model_dir}",
                             {"path": str(model_dir), "kind": "converted folder",
                              "class": type(model).__name__, "config": meta.get("config")})
+    elif kind == "w8aspike":
+        from spikingbrain.utils.model_types import quantized_folder_loader
+
+        _transformers()
+        tok = load_tokenizer(tokenizer_dir or model_dir, required=require_tokenizer)
+        import torch
+
+        p = placement or Placement("cpu")
+        dtype = p.torch_dtype or torch.float32  # the folder's weights are float32
+        loader = quantized_folder_loader(quantized_suffix(Path(model_dir)))
+        try:
+            model = loader(model_dir, config, device=p.device, dtype=dtype).eval()
+        except (OSError, KeyError, RuntimeError) as err:
+            raise ModelFolderError(f"the W8ASpike checkpoint in {model_dir} cannot be loaded "
+                                   f"({err})") from None
+        check_vocabulary(model, tok, tokenizer_dir or model_dir)
+        return LoadedFolder(model, tok, None, kind, False, config,
+                            f"public W8ASpike folder {model_dir} (exact codes, {_short(config)})",
+                            {"path": str(model_dir), "kind": "public W8ASpike folder",
+                             "class": type(model).__name__, "config": config.to_dict()})
     else:
         tok = load_tokenizer(tokenizer_dir or model_dir, required=require_tokenizer)
         float_model = load_float_model(model_dir, task, placement)

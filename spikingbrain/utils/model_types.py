@@ -19,12 +19,19 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["MODEL_TYPES", "add_model_family", "ensure_registered", "find_model_class"]
+__all__ = ["MODEL_TYPES", "QUANTIZED_FOLDER_LOADERS", "add_model_family", "ensure_registered",
+           "find_model_class", "quantized_folder_loader"]
 
 #: model_type -> module with a ``register()`` function (and the model classes)
 MODEL_TYPES: dict[str, str] = {
     "gla_swa": "spikingbrain.models",
     "spikingbrain_moe": "spikingbrain.models",
+}
+#: folders of pre-quantised checkpoints, recognised by a tensor-name suffix, and the function
+#: (``module:function``) that loads them into a converted model: the public SpikingBrain-7B
+#: W8ASpike release (fp32 weights plus ``weight_quantizer.scales``)
+QUANTIZED_FOLDER_LOADERS: dict[str, str] = {
+    ".weight_quantizer.scales": "spikingbrain.models.checkpoint:load_w8aspike_folder",
 }
 #: modules searched for model classes by name (converted folders record the class name)
 _CLASS_MODULES: list[str] = ["spikingbrain.models.gla_swa", "spikingbrain.models.hybrid"]
@@ -52,3 +59,9 @@ def find_model_class(name: str) -> type | None:
         if isinstance(cls, type):
             return cls
     return None
+
+
+def quantized_folder_loader(suffix: str):
+    """The loader function registered for checkpoints whose tensors end in ``suffix``."""
+    module, _, fn = QUANTIZED_FOLDER_LOADERS[suffix].partition(":")
+    return getattr(importlib.import_module(module), fn)

@@ -120,3 +120,47 @@ def test_76b_sinks_and_padding_are_no_tokens_in_analyze_sweep_and_nir(tmp_path):
         rows = read_nir_data(tmp_path / f"e{e}.data.nir").nodes[f"{name}.threshold"]
         reached += rows.observables["vth"].data.shape[0]
     assert reached == 5
+
+
+def test_public_w8aspike_folder_through_analyze_generate_and_convert(tmp_path):
+    """A public-layout W8ASpike folder (fp32 weights + weight_quantizer.scales, full-rank
+    gate, codes beyond int8) is recognised by every command and loaded with its exact codes."""
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.spec_from_file_location(
+        "public_w8aspike_folder",
+        pathlib.Path(__file__).parents[2] / "benchmarks" / "public_w8aspike_folder.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    size = dict(mod.SIZES["tiny"], vocab_size=30522, bos_token_id=101, eos_token_id=102)
+    folder = tmp_path / "pub"
+    summary = mod.write_folder(folder, size, beyond=0.01)
+    assert summary["fraction_beyond"] >= 0.005
+    load_minilm()[1].save_pretrained(folder)
+    from spikingbrain.converter.folder import folder_kind
+
+    assert folder_kind(folder) == "w8aspike"
+    run = CliRunner().invoke
+    text = tmp_path / "t.txt"
+    text.write_text("Spiking neurons fire.\nThe quick brown fox jumps over the lazy dog.\n")
+    res = run(app, ["analyze", str(folder), "--text", str(text), "--out", str(tmp_path / "r"),
+                    "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert "public W8ASpike" in json.dumps(rep["model"])
+    res = run(app, ["generate", str(folder), "--prompt", "The quick brown fox",
+                    "--prompt", "Spiking", "--max-new-tokens", "4", "--device", "cpu",
+                    "--spikes"])
+    assert res.exit_code == 0, res.output
+    res = run(app, ["convert", str(folder), str(tmp_path / "conv")])
+    assert res.exit_code == 0, res.output
+    from spikingbrain.converter import load_converted
+    from spikingbrain.models.checkpoint import load_w8aspike_folder
+
+    a = load_converted(tmp_path / "conv")
+    b = load_w8aspike_folder(folder, dtype=torch.float32)
+    qa = {n: m.qdata for n, m in a.named_modules() if hasattr(m, "qdata")}
+    qb = {n: m.qdata for n, m in b.named_modules() if hasattr(m, "qdata")}
+    assert qa.keys() == qb.keys() and all(torch.equal(qa[n], qb[n]) for n in qa)
+    assert any(q.dtype == torch.int16 for q in qa.values())  # the codes beyond int8 kept
