@@ -139,7 +139,7 @@ def load_w8aspike_folder(folder: str | os.PathLike, spike_config: Any = None, *,
     check_shapes(model, shapes, folder)
     spike_config = SpikeConfig() if spike_config is None else spike_config
     pending: dict[str, dict[str, torch.Tensor]] = {}  # layer -> weight/scales/bias seen so far
-    for name, t in iter_checkpoint_tensors(folder):
+    for name, t in iter_checkpoint_tensors(folder, device):  # codes computed where they go
         layer, _, leaf = name.rpartition(".")
         owner = name[: -len(SCALES)] if name.endswith(SCALES) else layer
         if owner in quantized:
