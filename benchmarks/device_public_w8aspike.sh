@@ -11,10 +11,10 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   --target /tmp/site .whl/*.whl || exit 1
 if [ -d .smolA ]; then mkdir -p /tmp/smol && cp .smolA/part_a /tmp/smol/; fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-timeout 90 python3 -m pytest -q -m gpu tests/kernels tests/models/test_models_gpu.py \
+timeout 70 python3 -m pytest -q -m gpu tests/kernels tests/models/test_models_gpu.py \
   tests/converter/test_converter_gpu.py -p no:cacheprovider 2>&1 | tail -12
 t0=$SECONDS
-timeout 170 python3 benchmarks/public_w8aspike_folder.py --size full --beyond 0.01 \
+timeout 200 python3 benchmarks/public_w8aspike_folder.py --size full --beyond 0.01 \
   --out /tmp/pub 2>&1 | tail -2
 echo "full-size public W8ASpike folder written in $((SECONDS - t0)) s"
 cp .tok/tokenizer* /tmp/pub/
