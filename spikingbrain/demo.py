@@ -5,7 +5,9 @@
    T, firing rate and sparsity, an exactness check, and a raster PNG (time x neuron);
 2. conversion: W8ASpike (INT8 weights, spiking inputs) vs float, similarity and memory;
 3. analysis: the HTML/Markdown/JSON spike and energy report in ``report/``;
-4. neuromorphic: one layer simulated on Intel Lava, agreement with torch.
+4. neuromorphic: one layer simulated on Intel Lava, agreement with torch;
+5. a trained causal LM: the embedded SmolLM2-135M converted to W8ASpike, perplexity float
+   vs spiking on held-out prose, spikes per token and a raster (:mod:`spikingbrain.demo_llm`).
 """
 
 from __future__ import annotations
@@ -104,11 +106,14 @@ def register(app: typer.Typer) -> None:
         report: Path = typer.Option(Path("report"), help="folder for the analysis report"),
         sentences: int = typer.Option(16, min=1, help="real sentences for the coding stage"),
         lava: bool = typer.Option(True, help="simulate one layer on Intel Lava"),
+        llm: bool = typer.Option(True, help="convert the embedded SmolLM2-135M causal LM "
+                                 "and compare its perplexity float vs W8ASpike"),
     ) -> None:
         """Run the whole toolkit on the embedded all-MiniLM-L6-v2 and real English text.
 
         Prints the spike coding table, the conversion summary and the Lava agreement, and writes
-        OUT/raster.png and REPORT/index.html (with report.json, report.md and the plots).
+        OUT/raster.png, OUT/llm_raster.png and REPORT/index.html (with report.json, report.md
+        and the plots).
         """
         from spikingbrain.data import load_minilm, stdlib_sentences
 
@@ -135,4 +140,10 @@ def register(app: typer.Typer) -> None:
             from spikingbrain.neuromorphic.lava import demo_agreement
 
             demo_agreement(n_tokens=4, model=model, tokenizer=tok, out_dir=out / "lava")
+
+        if llm:
+            typer.secho("\n== 5. a trained causal LM: SmolLM2-135M -> W8ASpike", bold=True)
+            from spikingbrain.demo_llm import llm_stage
+
+            llm_stage(out, passages=3)
         typer.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f} s")

@@ -28,8 +28,10 @@ def test_demo_command_runs_end_to_end(tmp_path):
                                    str(tmp_path / "report"), "--sentences", "4"])
     assert res.exit_code == 0, res.output
     for stage in ("1. spike coding", "2. W8ASpike conversion", "3. spike and energy analysis",
-                  "4. Intel Lava simulation", "demo finished"):
+                  "4. Intel Lava simulation", "5. a trained causal LM", "demo finished"):
         assert stage in res.output
     assert "EXACT" in res.output
     assert (tmp_path / "out" / "raster.png").is_file()
+    assert (tmp_path / "out" / "llm_raster.png").stat().st_size > 0
+    assert "perplexity float" in res.output and "W8ASpike k=3" in res.output
     assert (tmp_path / "report" / "index.html").is_file()
