@@ -207,16 +207,17 @@ def load_smollm2(dtype: torch.dtype = torch.float32, cache: str | os.PathLike | 
 _HEADING = re.compile(r"^[*=\-^~#]{3,}$")
 
 
-def _prose_paragraphs(text: str) -> list[str]:
-    """Unindented paragraphs of a topic (indented blocks are grammar or code), whitespace
-    collapsed; heading lines dropped."""
+def prose_paragraphs(text: str, drop_titles: bool = True) -> list[str]:
+    """Unindented paragraphs of a text (indented blocks are grammar or code), whitespace
+    collapsed; heading underlines dropped, and with ``drop_titles`` one-line paragraphs of
+    fewer than 8 words too."""
     out = []
     for block in re.split(r"\n\s*\n", text):
         lines = [ln for ln in block.split("\n") if ln.strip()]
         if not lines or any(ln.startswith((" ", "\t")) for ln in lines):
             continue
         lines = [ln for ln in lines if not _HEADING.match(ln.strip())]
-        if len(lines) <= 1 and (not lines or len(lines[0].split()) < 8):
+        if not lines or (drop_titles and len(lines) == 1 and len(lines[0].split()) < 8):
             continue  # a title
         out.append(" ".join(" ".join(lines).split()))
     return out
@@ -240,14 +241,14 @@ def pydoc_passages(split: str = "heldout", min_chars: int = 1200) -> list[str]:
 
     keys = sorted(topics)
     held_keys = {key for i, key in enumerate(keys) if i % 4 == 1}
-    held_paras = {p for key in held_keys for p in _prose_paragraphs(topics[key])}
+    held_paras = {p for key in held_keys for p in prose_paragraphs(topics[key])}
     out, used = [], set()
     for key in keys:
         held = key in held_keys
         if split != "all" and held != (split == "heldout"):
             continue
         cur: list[str] = []
-        for para in _prose_paragraphs(topics[key]):
+        for para in prose_paragraphs(topics[key]):
             if para in used or (not held and para in held_paras):
                 continue
             used.add(para)

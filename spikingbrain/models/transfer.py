@@ -37,9 +37,7 @@ True
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -199,58 +197,22 @@ def _last(x: list[float]) -> float | None:
 
 
 # ---- text ----------------------------------------------------------------------------------
-_HEADING = re.compile(r"^[*=\-^~#]{3,}$")
-
 #: folders of the standard library whose files give no training text (tests, IDLE, bundled
 #: packages)
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "idlelib",
               "ensurepip", "lib2to3", "turtledemo", "__pycache__"}
 
 
-def _paragraphs(text: str) -> list[str]:
-    """Unindented paragraphs (indented blocks are grammar or code), whitespace collapsed,
-    heading underlines dropped."""
-    out = []
-    for block in re.split(r"\n\s*\n", text):
-        lines = [ln for ln in block.split("\n") if ln.strip()]
-        if not lines or any(ln.startswith((" ", "\t")) for ln in lines):
-            continue
-        lines = [ln for ln in lines if not _HEADING.match(ln.strip())]
-        if lines:
-            out.append(" ".join(" ".join(lines).split()))
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def _topic_split() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from pydoc_data.topics import topics
-
-    keys = sorted(topics)
-    held_keys = [k for i, k in enumerate(keys) if i % 4 == 1]
-    held_paras = {p for k in held_keys for p in _paragraphs(topics[k])}
-    heldout, train, used = [], [], set()
-    for k in held_keys:
-        paras = [p for p in _paragraphs(topics[k]) if p not in used]
-        used.update(paras)
-        if paras:
-            heldout.append("\n\n".join(paras))
-    for k in keys:
-        paras = [p for p in _paragraphs(topics[k]) if k not in held_keys
-                 and p not in held_paras and p not in used]
-        used.update(paras)
-        if paras:
-            train.append("\n\n".join(paras))
-    return tuple(train), tuple(heldout)
-
-
 def heldout_passages() -> list[str]:
-    """Held-out text: the prose of the ``pydoc_data.topics`` topics whose index in sorted
-    order is 1 mod 4, one passage per topic (deterministic for a given Python version)."""
-    return list(_topic_split()[1])
+    """Held-out text: :func:`spikingbrain.data_llm.pydoc_passages` ``("heldout")``, the same
+    passages the LLM fidelity benchmark scores (deterministic for a given Python version)."""
+    from spikingbrain.data_llm import pydoc_passages
+
+    return pydoc_passages("heldout")
 
 
 def training_texts() -> Iterator[str]:
-    """Training text, lazily, in a fixed order: the prose of the other topics (no paragraph
+    """Training text, lazily, in a fixed order: the calibration passages of ``pydoc_data`` (no paragraph
     that a held-out topic contains), then the docstrings (module, class, function; prose
     paragraphs only, over 80 characters) of every standard-library source file outside tests
     and bundled packages, files in sorted order. Nothing is imported: the files are parsed."""
@@ -258,8 +220,9 @@ def training_texts() -> Iterator[str]:
     import sysconfig
     from pathlib import Path
 
-    train, _ = _topic_split()
-    yield from train
+    from spikingbrain.data_llm import prose_paragraphs, pydoc_passages
+
+    yield from pydoc_passages("calibration")  # no paragraph a held-out passage holds
     held = {p for t in heldout_passages() for p in t.split("\n\n")}
     root = Path(sysconfig.get_paths()["stdlib"])
     for path in sorted(root.rglob("*.py")):
@@ -273,7 +236,8 @@ def training_texts() -> Iterator[str]:
             n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
         for node in nodes:
             doc = ast.get_docstring(node)
-            paras = [p for p in _paragraphs(doc or "") if p not in held]
+            paras = [p for p in prose_paragraphs(doc or "", drop_titles=False)
+                     if p not in held]
             text = "\n\n".join(paras)
             if len(text) > 80:
                 yield text
