@@ -468,7 +468,7 @@ def w8a_gemm_tuning(x: torch.Tensor, t: ThresholdCounts, weights: GemmWeights,
     if config is None and pair_config is None and not hopper:
         from spikingbrain.kernels.w8a_gemv_triton import gemv_applies, w8a_gemv
 
-        if gemv_applies(M, G, planes, store_acc):  # decode sizes: split over K as well
+        if gemv_applies(M, G, planes, store_acc, K):  # decode sizes, long K: split K too
             return w8a_gemv(x, t, qdata, scale, bias, group_size, out.dtype), acc
     cfg = config or _launch_config(M, N, K, bk, planes)
     use_hopper = hopper is not False and config is None and not store_acc and \

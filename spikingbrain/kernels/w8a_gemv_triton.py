@@ -39,7 +39,7 @@ from spikingbrain.kernels.w8a_gemm_triton import _digits_dot, _split_codes
 
 triton, tl = import_triton()
 
-__all__ = ["GEMV_MAX_TOKENS", "gemv_applies", "w8a_gemv"]
+__all__ = ["GEMV_MAX_TOKENS", "GEMV_MIN_K", "gemv_applies", "w8a_gemv"]
 
 #: the largest token count this path takes (one 16-row tensor-core tile)
 GEMV_MAX_TOKENS = 16
@@ -107,9 +107,18 @@ def _gemv_reduce_kernel(part_ptr, vth_ptr, bias_ptr, out_ptr, M, N, S, stride_om
     tl.store(out_ptr + m * stride_om + offs, y.to(out_ptr.dtype.element_ty), mask=ok)
 
 
-def gemv_applies(M: int, G: int, planes: int, store_acc: bool) -> bool:
-    """Whether :func:`w8a_gemv` takes a call: count mode, group scales, at most 16 tokens."""
-    return 0 < M <= GEMV_MAX_TOKENS and G > 1 and planes == 0 and not store_acc
+#: the shortest K the split pays for: measured on an H100 (batch 1, CUDA graphs, time / BF16):
+#: down_proj (K = 18944) 1.03x split against 1.20x unsplit; q/o_proj (K = 3584) 1.81x against
+#: 1.38x and gate/up_proj 0.78x against 0.62x, where the extra reduce launch costs more than
+#: the split gains (benchmarks/results_int16_layers_h100.txt, docs/gpu.md)
+GEMV_MIN_K = 8192
+
+
+def gemv_applies(M: int, G: int, planes: int, store_acc: bool, K: int = GEMV_MIN_K) -> bool:
+    """Whether :func:`w8a_gemm` sends a call here: count mode, group scales, at most 16
+    tokens, and a long K (``>= GEMV_MIN_K``) that one program per output tile streams slowly."""
+    return (0 < M <= GEMV_MAX_TOKENS and G > 1 and planes == 0 and not store_acc
+            and K >= GEMV_MIN_K)
 
 
 def _splits(N: int, G: int, BN: int) -> int:

@@ -10,8 +10,7 @@ from torch import nn
 from spikingbrain.converter import SpikeConfig, SpikingLinear
 from spikingbrain.converter.kernels import epilogue, reference_accumulators
 from spikingbrain.kernels.threshold_triton import exact_counts, threshold_counts
-from spikingbrain.kernels.w8a_gemm_triton import GemmWeights, w8a_gemm
-from spikingbrain.kernels.w8a_gemv_triton import gemv_applies
+from spikingbrain.kernels.w8a_gemv_triton import gemv_applies, w8a_gemv
 
 
 def _case(m, k, n, int16, outliers, bias, seed=0):
@@ -37,8 +36,7 @@ def test_decode_kernel_equals_the_integer_reference(m, int16, outliers):
     counts = exact_counts(x, t)
     if outliers:
         assert int(t.absmax.max()) > 127
-    assert gemv_applies(m, layer.n_groups, 0, False)
-    y = w8a_gemm(x, t, GemmWeights(qdata, layer.scale, layer.bias, 16), out_dtype=torch.float32)
+    y = w8a_gemv(x, t, qdata, layer.scale, layer.bias, 16, out_dtype=torch.float32)
     acc = reference_accumulators(counts, qdata, 16)
     ref = epilogue(acc.to(torch.float64), layer.scale.double(), t.vth.double()[:, None],
                    None if layer.bias is None else layer.bias.double(), torch.float64)
@@ -47,6 +45,8 @@ def test_decode_kernel_equals_the_integer_reference(m, int16, outliers):
 
 
 def test_larger_batches_and_spike_mode_keep_the_general_kernel():
+    assert gemv_applies(1, 148, 0, False, 18944)  # down_proj at decode: split
+    assert not gemv_applies(1, 28, 0, False, 3584)  # q/o_proj: the extra launch costs more
     assert not gemv_applies(17, 4, 0, False)
     assert not gemv_applies(4, 4, 2, False)  # spike planes
     assert not gemv_applies(4, 1, 0, False)  # one scale per row
