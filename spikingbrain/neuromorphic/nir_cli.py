@@ -48,34 +48,12 @@ def record_on_device(chosen: dict[str, Any], run: Any) -> Any:
     (padding and sink rows dropped, as :func:`~.nir_events.record_nir_data` does), then bring
     the layers and those rows back to the CPU and record their NIR data there (in place:
     ``chosen``'s layers end on the CPU). Returns ``nir.NIRGraphData``."""
-    import torch
-
-    from spikingbrain.neuromorphic.nir_events import layer_nir_data
-    from spikingbrain.neurons.emitter import is_observed, token_rows_of
+    from spikingbrain.neuromorphic.nir_events import capture_layer_inputs, layer_nir_data
     from spikingbrain.utils.optional import require
     from spikingbrain.utils.placement import modules_to_cpu
 
     nir = require("nir", extra="nir", purpose="NIR export")
-    seen: dict[str, torch.Tensor] = {}
-
-    def hook_for(name: str):
-        def hook(_mod: Any, args: tuple, _out: Any) -> None:
-            if name not in seen and is_observed():
-                rows = token_rows_of(args[0].detach())
-                if rows.shape[0]:
-                    seen[name] = rows
-        return hook
-
-    handles = [layer.register_forward_hook(hook_for(name)) for name, layer in chosen.items()]
-    try:
-        with torch.no_grad():
-            run()
-    finally:
-        for h in handles:
-            h.remove()
-    missing = [n for n in chosen if n not in seen]
-    if missing:
-        raise ValueError(f"the run did not call the layers {missing}; nothing to record for them")
+    seen = capture_layer_inputs(chosen, run)
     modules_to_cpu(chosen)
     nodes: dict[str, Any] = {}
     for name, layer in chosen.items():

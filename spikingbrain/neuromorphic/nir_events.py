@@ -151,6 +151,40 @@ def layer_nir_data(name: str, layer: nn.Module, x: torch.Tensor, dt: float = 1.0
     }
 
 
+def capture_layer_inputs(layers: Mapping[str, nn.Module],
+                         run: Callable[[], Any] | torch.Tensor) -> dict[str, torch.Tensor]:
+    """Run once and keep each listed layer's first real token rows ``[n, in]``: a model's sink
+    pass (input-independent, no token) is unobserved and padding / sink rows are dropped by the
+    model's own row mask. ``run``: a callable that runs the model, or a tensor fed to the
+    first layer and then through the layers in order (a chain)."""
+    if not layers:
+        raise ValueError("layers must name at least one SpikingLinear")
+    seen: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, layer in layers.items():
+        def hook(mod: nn.Module, args: tuple, out: Any, name: str = name) -> None:
+            if name not in seen and is_observed():
+                rows = token_rows_of(args[0].detach())
+                if rows.shape[0]:
+                    seen[name] = rows
+        handles.append(layer.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            if isinstance(run, torch.Tensor):
+                h = run
+                for layer in layers.values():
+                    h = layer(h)
+            else:
+                run()
+    finally:
+        for hd in handles:
+            hd.remove()
+    missing = [n for n in layers if n not in seen]
+    if missing:
+        raise ValueError(f"the run did not call the layers {missing}; nothing to record for them")
+    return seen
+
+
 def record_nir_data(layers: Mapping[str, nn.Module], run: Callable[[], Any] | torch.Tensor,
                     dt: float = 1.0) -> Any:
     """Run a model once and record every listed SpikingLinear's activity as ``nir.NIRGraphData``.
@@ -170,34 +204,7 @@ def record_nir_data(layers: Mapping[str, nn.Module], run: Callable[[], Any] | to
     ['fc.group_sum', 'fc.regroup', 'fc.threshold']
     """
     nir = _nir()
-    if not layers:
-        raise ValueError("layers must name at least one SpikingLinear")
-    seen: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, layer in layers.items():
-        def hook(mod: nn.Module, args: tuple, out: Any, name: str = name) -> None:
-            # the first call that carries tokens: a model's sink pass (input-independent,
-            # no token) is unobserved, and padding / sink rows are dropped by the model's mask
-            if name not in seen and is_observed():
-                rows = token_rows_of(args[0].detach())
-                if rows.shape[0]:
-                    seen[name] = rows
-        handles.append(layer.register_forward_hook(hook))
-    try:
-        if isinstance(run, torch.Tensor):
-            h = run
-            with torch.no_grad():
-                for layer in layers.values():
-                    h = layer(h)
-        else:
-            with torch.no_grad():
-                run()
-    finally:
-        for hd in handles:
-            hd.remove()
-    missing = [n for n in layers if n not in seen]
-    if missing:
-        raise ValueError(f"the run did not call the layers {missing}; nothing to record for them")
+    seen = capture_layer_inputs(layers, run)
     nodes: dict[str, Any] = {}
     for name, layer in layers.items():
         nodes.update(layer_nir_data(name, layer, seen[name], dt))
