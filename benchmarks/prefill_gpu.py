@@ -3,6 +3,8 @@ W8ASpike folder loaded with its exact codes (int16 where ~1 % lie beyond int8), 
 with every code clamped into int8 (the all-int8 model), and a BF16 model of the same shape.
 
     python benchmarks/prefill_gpu.py --folder PUBLIC_W8ASPIKE_FOLDER --tokens 4096
+    python benchmarks/prefill_gpu.py --synthetic --tokens 4096   # no folder: 1 % of the codes
+                                                                 # of a random model moved out
 
 Prints the time of each (median of ``--reps`` CUDA-synchronised prefills after a warm-up) and
 the ratios the issues ask for: int16-code model / all-int8 model, and W8ASpike / BF16.
@@ -47,6 +49,25 @@ def clamp_codes_to_int8(model) -> int:
     return n
 
 
+def codes_beyond_int8(model, frac: float = 0.01, seed: int = 0) -> int:
+    """Move ``frac`` of every spiking layer's codes beyond int8 (to +-128..383, random places,
+    stored int16 as public checkpoints load); returns the layers changed."""
+    from spikingbrain.converter import SpikingLinear
+
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    n = 0
+    for m in model.modules():
+        if isinstance(m, SpikingLinear):
+            q = m.qdata.to(torch.int16)
+            pick = torch.rand(q.shape, device=q.device, generator=g) < frac
+            mag = torch.randint(128, 384, q.shape, device=q.device, generator=g,
+                                dtype=torch.int16)
+            q = torch.where(pick, torch.where(q >= 0, mag, -mag), q)
+            m.qdata = q
+            n += 1
+    return n
+
+
 def main() -> None:
     from spikingbrain.converter import SpikeConfig
     from spikingbrain.models.build import random_model
@@ -54,14 +75,26 @@ def main() -> None:
     from spikingbrain.models.gla_swa import GLAswaConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--folder", required=True)
+    ap.add_argument("--folder", default=None)
+    ap.add_argument("--synthetic", action="store_true",
+                    help="no folder: a random full-size W8ASpike model, 1 %% of its codes "
+                         "moved beyond int8")
     ap.add_argument("--tokens", type=int, default=4096)
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
     t0 = time.perf_counter()
-    model = load_w8aspike_folder(args.folder, SpikeConfig(mode="count"), device="cuda",
-                                 dtype=torch.bfloat16)
+    if args.synthetic:
+        from spikingbrain.models.build import random_w8aspike_model
+
+        model = random_w8aspike_model(GLAswaConfig(), SpikeConfig(mode="count"), device="cuda",
+                                      dtype=torch.bfloat16)
+        codes_beyond_int8(model)
+    elif args.folder:
+        model = load_w8aspike_folder(args.folder, SpikeConfig(mode="count"), device="cuda",
+                                     dtype=torch.bfloat16)
+    else:
+        raise SystemExit("give --folder PUBLIC_W8ASPIKE_FOLDER or --synthetic")
     torch.cuda.synchronize()
     n16 = sum(1 for m in model.modules() if getattr(m, "qdata", None) is not None
               and m.qdata.dtype == torch.int16)
