@@ -405,6 +405,32 @@ def _train(params: list[nn.Parameter], data: torch.Tensor, steps: int, lr: float
     return res
 
 
+@torch.no_grad()
+def fit_output_scales(teacher: nn.Module, mods: dict[int, nn.Module], ids: torch.Tensor,
+                      autocast: bool = True) -> dict[int, float]:
+    """Before training: scale each GLA layer's ``g_norm`` weight by the least-squares factor
+    ``<out, y> / <out, out>`` between its output and the teacher's attention output on
+    ``ids``. The output is linear in that weight (RMS norm, then ``o_proj``), so this is the
+    best start of that one degree of freedom: a fresh GLA's output has unit RMS per head
+    before ``o_proj``, where the teacher's (a softmax average of values) is usually far
+    smaller, and the first relative loss would be far above 1. Returns the factors."""
+    from spikingbrain.models._common import Layout
+    from spikingbrain.models.gla_swa.layers import Step
+
+    io = teacher_attention_io(teacher, ids, list(mods), autocast)
+    step = Step(Layout(0, ids.shape[1]), rope=(None, None))
+    factors = {}
+    for i, mod in mods.items():
+        x, y = io.pop(i)
+        out = mod(x.float(), step).float()
+        y = y.float()
+        f = float((out * y).sum() / (out * out).sum().clamp_min(1e-30))
+        if math.isfinite(f) and f > 0:
+            mod.g_norm.weight.mul_(f)
+            factors[i] = f
+    return factors
+
+
 def attention_transfer(teacher: nn.Module, student: nn.Module, data: torch.Tensor,
                        config: TransferConfig, *, budget: float | None = None,
                        log: Callable[[str], None] | None = None) -> PhaseResult:
@@ -427,6 +453,8 @@ def attention_transfer(teacher: nn.Module, student: nn.Module, data: torch.Tenso
               if not config.fresh_only or n.startswith(("gk_proj", "g_norm"))]
     teacher.eval()
     student.train()
+    if len(data):
+        fit_output_scales(teacher, mods, data[: config.batch_size].to(device), config.autocast)
 
     def loss_fn(ids: torch.Tensor) -> float:
         io = teacher_attention_io(teacher, ids, layers, config.autocast)

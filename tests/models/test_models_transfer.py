@@ -190,3 +190,31 @@ def test_the_transfer_command(tiny, tmp_path):
     ):
         res = run(app, argv)
         assert res.exit_code == 2 and match in res.output, (argv, res.output)
+
+
+def test_output_scale_fit_starts_each_gla_layer_at_its_least_squares_scale(tiny):
+    """The fitted g_norm scale minimises the layer's relative error over that one degree of
+    freedom: after the fit, the relative loss is below 1 (the zero output's) and no other
+    scale factor does better."""
+    from spikingbrain.models._common import Layout
+    from spikingbrain.models.gla_swa.layers import Step
+    from spikingbrain.models.transfer import build_student, fit_output_scales, gla_layers
+
+    teacher, tok = tiny
+    student = build_student(teacher, TransferConfig(sliding_window=8))
+    ids = torch.randint(1, len(tok), (4, 32), generator=torch.Generator().manual_seed(2))
+    mods = {i: student.model.layers[i].attn for i in gla_layers(student)}
+    factors = fit_output_scales(teacher, mods, ids, autocast=False)
+    assert set(factors) == set(mods) and all(f > 0 for f in factors.values())
+    io = teacher_attention_io(teacher, ids, list(mods), autocast=False)
+    step = Step(Layout(0, ids.shape[1]), rope=(None, None))
+    with torch.no_grad():
+        for i, mod in mods.items():
+            x, y = io[i]
+            out = mod(x.float(), step)
+
+            def rel(c):
+                return float((c * out - y).pow(2).mean() / y.pow(2).mean())
+
+            assert rel(1.0) < 1.0
+            assert rel(1.0) <= min(rel(0.9), rel(1.1)) + 1e-9
