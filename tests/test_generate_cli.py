@@ -175,3 +175,16 @@ def test_clear_errors(folders, tmp_path, args, needle):
     res = CliRunner().invoke(app, ["generate", *args])
     assert res.exit_code == 2, res.output
     assert needle in res.output.replace("\n", " "), res.output
+
+
+def test_generate_from_the_embedded_smollm2_converted_on_the_fly():
+    """The embedded causal LM generates (W8ASpike, k = 3): SmolLM2 answers Paris."""
+    from typer.testing import CliRunner
+
+    from spikingbrain.cli import app
+
+    res = CliRunner().invoke(app, ["generate", "smollm2", "--convert", "--prompt",
+                                   "The capital of France is", "--device", "cpu",
+                                   "--max-new-tokens", "3"])
+    assert res.exit_code == 0, res.output
+    assert "Paris" in res.output and "tokens/s" in res.output
