@@ -181,8 +181,12 @@ def _load(model_dir: str, placement: Placement, convert: bool, k: float,
 
 
 def _generate(model: Any, tok: Any, prompts: list[str], max_new_tokens: int, sample: bool,
-              temperature: float, top_p: float) -> tuple[Any, Any, float]:
-    """``(prompt batch, generated ids [batch, prompt + new], wall seconds)``."""
+              temperature: float, top_p: float, eager: bool = False
+              ) -> tuple[Any, Any, float]:
+    """``(prompt batch, generated ids [batch, prompt + new], wall seconds)``; ``eager``: no
+    CUDA-graph decoding (monitors watch every step)."""
+    import inspect
+
     import torch
 
     from spikingbrain.utils.placement import input_device, synchronize
@@ -200,6 +204,8 @@ def _generate(model: Any, tok: Any, prompts: list[str], max_new_tokens: int, sam
                           "pad_token_id": tok.pad_token_id}
     if sample:
         kw |= {"temperature": temperature, "top_p": top_p}
+    if eager and "use_static" in inspect.signature(type(model).generate).parameters:
+        kw["use_static"] = False  # a CUDA-graph replay runs no Python: monitors see nothing
     synchronize(device)
     t0 = time.perf_counter()
     try:
@@ -337,7 +343,7 @@ def register(app: typer.Typer) -> None:
                 rec = decode_spikes(model, raster_layer, raster_prompt + 1, raster_channels)
             try:
                 batch, out, wall = _generate(model, tok, texts, max_new_tokens, sample,
-                                             temperature, top_p)
+                                             temperature, top_p, eager=rec is not None)
             finally:
                 if rec is not None:
                     rec.close()

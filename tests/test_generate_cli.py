@@ -188,3 +188,31 @@ def test_generate_from_the_embedded_smollm2_converted_on_the_fly():
                                    "--max-new-tokens", "3"])
     assert res.exit_code == 0, res.output
     assert "Paris" in res.output and "tokens/s" in res.output
+
+
+def test_spike_monitoring_asks_for_eager_decoding():
+    """A CUDA-graph replay runs no Python, so --spikes must decode eagerly: _generate passes
+    use_static=False to models that take it."""
+
+    from spikingbrain.generate_cli import _generate
+    from spikingbrain.models.gla_swa import GLAswaConfig, GLAswaForCausalLM
+
+    model = GLAswaForCausalLM(GLAswaConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=48, bos_token_id=101, eos_token_id=102))
+    seen = {}
+    real = model.generate
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    model.generate = spy
+    from spikingbrain.data import load_minilm
+
+    tok = load_minilm()[1]
+    _generate(model, tok, ["a b c"], 2, False, 1.0, 1.0, eager=True)
+    assert seen.get("use_static") is False
+    seen.clear()
+    _generate(model, tok, ["a b c"], 2, False, 1.0, 1.0)
+    assert "use_static" not in seen
