@@ -52,6 +52,8 @@ def static_decoding_supported(model: Any) -> str | None:
         return "MoE FFNs route tokens data-dependently (decoded eagerly)"
     if cfg.sliding_window is None:
         return "sliding_window=None grows the key buffer without bound"
+    if len({p.device for p in model.parameters()}) > 1:
+        return "the model is spread over several devices (device_map)"
     return None
 
 
