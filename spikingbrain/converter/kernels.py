@@ -221,32 +221,43 @@ def _code_absmax(q: torch.Tensor) -> int:
 
 
 class CodeAbsmaxCache:
-    """Remembers ``max |qdata|`` of one weight tensor between calls.
+    """Remembers the code range ``(min, max)`` of one weight tensor between calls: ``max
+    |qdata|`` for the exact CPU float GEMM (the call), the range for the GPU kernels' check
+    that int16 codes fit two int8 digits (:meth:`code_range`).
 
-    int8 codes need no scan (their bound, 128, is used); wider codes are scanned once per
+    int8 codes need no scan (their dtype's range is used); wider codes are scanned once per
     storage and version (``data_ptr``, ``_version``), so in-place updates through the tensor
     (``copy_``, ``load_state_dict``) are seen. Writes through ``.data`` bypass the version
     counter: call :meth:`clear` after such an edit.
 
     >>> q = torch.tensor([[300, -7]], dtype=torch.int16)
     >>> cache = CodeAbsmaxCache()
-    >>> cache(q)
-    300
+    >>> cache(q), cache.code_range(q)
+    (300, (-7, 300))
     >>> q.mul_(2) is not None and cache(q)
     600
     """
 
     def __init__(self) -> None:
         self._key: tuple | None = None
-        self._value = 0
+        self._range = (0, 0)
 
-    def __call__(self, qdata: torch.Tensor) -> int:
+    def code_range(self, qdata: torch.Tensor) -> tuple[int, int]:
+        """``(min, max)`` of the codes (``(-128, 127)`` for int8, without a scan)."""
         if qdata.dtype == torch.int8:
-            return 128
+            return -128, 127
         key = (qdata.data_ptr(), qdata._version, qdata.dtype, tuple(qdata.shape))
         if key != self._key:
-            self._value, self._key = _absmax(qdata), key
-        return self._value
+            if qdata.numel():
+                lo, hi = torch.stack(torch.aminmax(qdata)).tolist()
+            else:
+                lo = hi = 0
+            self._range, self._key = (int(lo), int(hi)), key
+        return self._range
+
+    def __call__(self, qdata: torch.Tensor) -> int:
+        lo, hi = self.code_range(qdata)
+        return max(-lo, hi)
 
     def clear(self) -> None:
         """Forget the cached value (after writing codes through ``.data``)."""

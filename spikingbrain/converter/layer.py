@@ -106,7 +106,7 @@ class SpikingLinear(SpikeEmitter):
         self.n_groups = n_groups(in_features, self.group_size)
         #: imported weight codes outside [-128, 127] (kept in int16, or clipped if asked)
         self.n_out_of_range = 0
-        self._code_absmax = CodeAbsmaxCache()  # max |qdata| for the exact CPU float GEMM
+        self._code_absmax = CodeAbsmaxCache()  # code range: CPU float GEMM bound, GPU digits
         self.register_buffer("qdata", torch.zeros(out_features, in_features, dtype=qdata_dtype,
                                                   device=device))
         self.register_buffer("scale", torch.ones(out_features, self.n_groups,

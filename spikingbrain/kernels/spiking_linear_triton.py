@@ -46,7 +46,7 @@ def unsupported_reason(layer, x: torch.Tensor) -> str | None:
         return f"compute_dtype {cfg.compute_dtype} (the kernels' epilogue is float32)"
     if x.dtype not in _X_DTYPES:
         return f"input dtype {x.dtype} (float16, bfloat16 or float32 only)"
-    if layer.qdata.dtype != torch.int8 and not _codes_fit(layer.qdata):
+    if layer.qdata.dtype != torch.int8 and not _codes_fit(layer):
         return (f"int16 weight codes outside [{CODE_RANGE[0]}, {CODE_RANGE[1]}] (the kernels "
                 f"split codes into two int8 digits)")
     if layer.n_groups > 1 and (layer.group_size < 16 or layer.group_size & (layer.group_size - 1)):
@@ -64,24 +64,11 @@ def unsupported_reason(layer, x: torch.Tensor) -> str | None:
     return None
 
 
-def _codes_fit(qdata: torch.Tensor) -> bool:
-    """Whether int16 codes lie in :data:`CODE_RANGE` (two int8 digits). The answer is kept
-    with the tensor's storage pointer, version and shape; a tensor replaced or written in
-    place through itself is checked again."""
-    key = (qdata.data_ptr(), qdata._version, tuple(qdata.shape), qdata.device)
-    hit = _CODES_FIT.get(key)
-    if hit is None or hit[0]() is not qdata:
-        import weakref
-
-        lo, hi = torch.aminmax(qdata) if qdata.numel() else (torch.tensor(0), torch.tensor(0))
-        ok = CODE_RANGE[0] <= int(lo) and int(hi) <= CODE_RANGE[1]
-        if len(_CODES_FIT) > 4096:
-            _CODES_FIT.clear()
-        _CODES_FIT[key] = hit = (weakref.ref(qdata), ok)
-    return hit[1]
-
-
-_CODES_FIT: dict = {}
+def _codes_fit(layer) -> bool:
+    """Whether the layer's int16 codes lie in :data:`CODE_RANGE` (two int8 digits), from the
+    layer's code-range cache (scanned once per storage and version of ``qdata``)."""
+    lo, hi = layer._code_absmax.code_range(layer.qdata)
+    return CODE_RANGE[0] <= lo and hi <= CODE_RANGE[1]
 
 
 def spiking_linear_triton(layer, x: torch.Tensor) -> tuple[torch.Tensor, SpikeRecord | None]:

@@ -19,7 +19,7 @@ True
 
 from __future__ import annotations
 
-import inspect
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["KVWindow", "Layout", "PositionState", "cache_field", "cache_of", "carry_over_padding",
-           "causal_lm_loss",
-           "check_decode_window", "check_input_ids", "check_inputs", "init_weights_", "merge_heads", "model_output", "pick_cache",
-           "split_heads", "mask_recurrent_inputs"]
+           "causal_lm_loss", "check_decode_window", "check_input_ids", "check_inputs",
+           "init_weights_", "mask_recurrent_inputs", "merge_heads", "model_output",
+           "new_token_mask", "pick_cache", "split_heads"]
 
 DECODE_WINDOWS = ("flash", "public")
 
@@ -83,10 +83,12 @@ def check_input_ids(input_ids: torch.Tensor | None, vocab_size: int) -> None:
         raise TypeError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}")
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be [batch, tokens], got shape {tuple(input_ids.shape)}")
-    if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size):
+    if not input_ids.numel():
+        return
+    lo, hi = torch.stack(torch.aminmax(input_ids)).tolist()  # one read-back
+    if lo < 0 or hi >= vocab_size:
         raise ValueError(f"token ids must lie in [0, {vocab_size}) (the vocabulary), got ids "
-                         f"from {int(input_ids.min())} to {int(input_ids.max())}: is the "
-                         "tokenizer the model's own?")
+                         f"from {lo} to {hi}: is the tokenizer the model's own?")
 
 
 def check_inputs(input_ids, inputs_embeds, vocab_size: int) -> None:
@@ -106,6 +108,7 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 # ---- transformers' cache API ---------------------------------------------------------------
+@functools.cache
 def cache_field() -> str:
     """The name transformers' model outputs give the cache: ``"cache"`` (5.18 on) or
     ``"past_key_values"`` (earlier)."""
@@ -147,11 +150,6 @@ def pick_cache(cache: Any, past_key_values: Any, expected: type) -> Any:
     return c
 
 
-def forward_accepts(model: nn.Module, name: str) -> bool:
-    """Whether ``model.forward`` takes the keyword ``name``."""
-    return name in inspect.signature(model.forward).parameters
-
-
 # ---- positions under padding ---------------------------------------------------------------
 @dataclass
 class Layout:
@@ -159,7 +157,8 @@ class Layout:
 
     Attributes:
         start: position of the first new token when no row is padded (then ``pos`` is None
-            and every row's positions are ``start + arange(length)``).
+            and every row's positions are ``start + arange(length)``); with padding the
+            per-row ``pos`` is what counts (``start`` is then 0).
         length: tokens (columns) in this call.
         pos: ``[B, length]`` int64 positions, ``-1`` at padding; None without padding.
     """
@@ -167,10 +166,6 @@ class Layout:
     start: int
     length: int
     pos: torch.Tensor | None = None
-
-    @property
-    def padded(self) -> bool:
-        return self.pos is not None
 
     @property
     def valid(self) -> torch.Tensor | None:
@@ -198,10 +193,9 @@ class Layout:
     @staticmethod
     def build(mask: torch.Tensor | None, past: torch.Tensor | int | None, length: int
               ) -> Layout:
-        """Layout of ``length`` new tokens whose padding ``mask [B, length]`` (1 = real) is
-        given, after ``past`` real tokens per row (int for every row, ``[B]``, or None = 0)."""
-        if mask is not None and bool(mask.all()):
-            mask = None
+        """Layout of ``length`` new tokens whose padding ``mask [B, length]`` (1 = real; None
+        when every token is real, as :func:`new_token_mask` gives it) is given, after ``past``
+        real tokens per row (int for every row, ``[B]``, or None = 0)."""
         if mask is None and not isinstance(past, torch.Tensor):
             return Layout(int(past or 0), length)
         if mask is None:
@@ -211,7 +205,7 @@ class Layout:
             (m.shape[0],), int(past or 0), dtype=torch.int64, device=m.device)
         pos = base.to(m.device)[:, None] + m.cumsum(1) - 1
         pos = pos.masked_fill(m == 0, -1)
-        return Layout(int(base.min()), length, pos)
+        return Layout(0, length, pos)
 
 
 def new_token_mask(attention_mask: torch.Tensor | None, batch: int, length: int,
@@ -233,10 +227,12 @@ def new_token_mask(attention_mask: torch.Tensor | None, batch: int, length: int,
         raise ValueError(f"attention_mask has {n} columns but this call holds {length} new "
                          f"tokens after {past_columns} cached ones: give a mask over the new "
                          f"tokens ({length}) or over all of them ({past_columns + length})")
-    if m.dtype != torch.bool and bool(((m != 0) & (m != 1)).any()):
+    if not m.numel():
+        return None
+    lo, hi = torch.stack(torch.aminmax(m.to(torch.int64))).tolist()  # one read-back
+    if lo < 0 or hi > 1:
         raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
-    m = m.bool()
-    return None if bool(m.all()) else m
+    return None if lo == 1 else m.bool()
 
 
 class PositionState:

@@ -22,7 +22,7 @@ torch.Size([1, 1, 2, 2])
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -37,7 +37,6 @@ class LayerCache:
     sink_k: torch.Tensor | None = None
     sink_v: torch.Tensor | None = None
     gla_state: torch.Tensor | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class HybridCache:

@@ -10,6 +10,7 @@ Padding anywhere in a row is skipped (see :mod:`spikingbrain.models._common`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -46,9 +47,10 @@ class HybridStep:
     cache: HybridCache | None = None
     decode_window: str = "flash"
 
-    @property
+    @functools.cached_property
     def valid(self) -> torch.Tensor | None:
-        """``[B, rows]`` bool for the rows of ``x`` (sinks True), None without padding."""
+        """``[B, rows]`` bool for the rows of ``x`` (sinks True), None without padding (made
+        once per step: every layer's GLA branch and MoE read it)."""
         v = None if self.layout is None else self.layout.valid
         if v is None or self.mode != "full" or not self.n_sink:
             return v

@@ -125,7 +125,7 @@ class MoEFeedForward(nn.Module):
         rows = current_token_rows()
         if rows is not None and rows.numel() != flat.shape[0]:
             rows = None
-        if valid is None or bool(valid.all()):
+        if valid is None:
             weights, experts = route(self.router(flat), self.top_k, self.normalize_topk)
             out = grouped_expert_sum(flat, weights, experts, self.experts, rows)
         else:
