@@ -31,14 +31,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from spikingbrain.models._common import cache_of, merge_heads, split_heads
+from spikingbrain.models._common import cache_of, merge_heads
 from spikingbrain.models.ops.attention import decode_attention
-from spikingbrain.models.ops.attn_quant import quantize_attention_inputs
-from spikingbrain.models.ops.gla import gla
 from spikingbrain.models.ops.moe import MoEFeedForward
-from spikingbrain.models.ops.rope import apply_rope, rope_cos_sin
+from spikingbrain.models.ops.rope import rope_cos_sin
 
 __all__ = ["StaticDecoder", "static_decoding_supported", "static_generate"]
 
@@ -143,17 +140,12 @@ class StaticDecoder:
         the next tokens (no host synchronisation: capturable)."""
         cfg, model = self.cfg, self.model
         x = model.model.embeddings(self.tokens)
-        cos, sin = rope_cos_sin(self.pos[:, None], cfg.head_dim, cfg.rope_theta)
-        window = cfg.sliding_window - (1 if cfg.decode_window == "public" else 0)
+        rope = rope_cos_sin(self.pos[:, None], cfg.head_dim, cfg.rope_theta)
         for i, block in enumerate(model.model.layers):
             h = block.attn_norm(x)
             attn = block.attn
             if block.kind == "swa":
-                q = apply_rope(split_heads(attn.q_proj(h), cfg.num_attention_heads), cos, sin)
-                k = apply_rope(split_heads(attn.k_proj(h), cfg.num_key_value_heads), cos, sin)
-                v = split_heads(attn.v_proj(h), cfg.num_key_value_heads)
-                if cfg.attention_quant == "w8aspike":
-                    q, k, v = quantize_attention_inputs(q, k, v)
+                q, k, v = attn.qkv(h, rope)
                 slot = (self.pos % self.slots)[:, None]
                 idx = slot[:, None, :, None].expand(-1, k.shape[1], 1, k.shape[3])
                 self.ring_k[i].scatter_(2, idx, k)
@@ -164,23 +156,12 @@ class StaticDecoder:
                 idx = order[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[3])
                 o = decode_attention(q, self.ring_k[i].gather(2, idx),
                                      self.ring_v[i].gather(2, idx),
-                                     self.ring_pos[i].gather(1, order), self.pos, window,
-                                     self.slots)
+                                     self.ring_pos[i].gather(1, order), self.pos,
+                                     attn.window(decoding=True), self.slots)
                 o = attn.o_proj(merge_heads(o))
             else:
-                rep = cfg.num_attention_heads // cfg.num_key_value_heads
-                q = split_heads(F.relu(attn.q_proj(h)), cfg.num_attention_heads)
-                k = split_heads(F.relu(attn.k_proj(h)), cfg.num_key_value_heads)
-                v = split_heads(attn.v_proj(h), cfg.num_key_value_heads)
-                log_g = split_heads(F.logsigmoid(attn.gk_proj(h).to(torch.promote_types(
-                    h.dtype, torch.float32))) / cfg.gate_logit_normalizer,
-                    cfg.num_key_value_heads)
-                k, v, log_g = (t.repeat_interleave(rep, 1) for t in (k, v, log_g))
-                st = self.state[i]
-                out, new = gla(q, k, v, log_g, initial_state=st, output_final_state=True,
-                               backend=cfg.gla_backend)  # the eager step's call
-                st.copy_(new)
-                o = attn.o_proj(merge_heads(attn.g_norm(out.to(h.dtype))))
+                o, new = attn.recurrence(h, None, self.state[i], keep_state=True)
+                self.state[i].copy_(new)
             x = x + o
             x = x + block.mlp(block.mlp_norm(x))
         logits = model.lm_head(model.model.norm(x))[:, -1]

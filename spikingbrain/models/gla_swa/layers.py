@@ -58,17 +58,31 @@ class SlidingWindowAttention(_QKV):
     """Softmax attention with RoPE over the last ``sliding_window`` keys (flash semantics in
     prefill; ``config.decode_window`` in decoding)."""
 
-    def forward(self, x: torch.Tensor, step: Step) -> torch.Tensor:
+    def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``q [B, H, L, D]`` and ``k, v [B, Hkv, L, D]`` of ``x [B, L, hidden]``, RoPE applied
+        and (``attention_quant``) quantised: what enters the cache and the attention (the
+        eager and the static decode step both take it from here)."""
         cfg = self.cfg
-        q = apply_rope(split_heads(self.q_proj(x), cfg.num_attention_heads), *step.rope)
-        k = apply_rope(split_heads(self.k_proj(x), cfg.num_key_value_heads), *step.rope)
+        q = apply_rope(split_heads(self.q_proj(x), cfg.num_attention_heads), *rope)
+        k = apply_rope(split_heads(self.k_proj(x), cfg.num_key_value_heads), *rope)
         v = split_heads(self.v_proj(x), cfg.num_key_value_heads)
         if cfg.attention_quant == "w8aspike":
             q, k, v = quantize_attention_inputs(q, k, v)
+        return q, k, v
+
+    def window(self, decoding: bool) -> int | None:
+        """Keys ``i - window .. i`` a query at ``i`` sees (``decode_window`` while decoding)."""
+        w = self.cfg.sliding_window
+        if w is not None and decoding and self.cfg.decode_window == "public":
+            w -= 1  # the public cache: w keys including the current one
+        return w
+
+    def forward(self, x: torch.Tensor, step: Step) -> torch.Tensor:
+        cfg = self.cfg
+        q, k, v = self.qkv(x, step.rope)
         lay = step.layout
-        window = cfg.sliding_window
-        if window is not None and step.decoding and cfg.decode_window == "public":
-            window -= 1  # the public cache: w keys including the current one
+        window = self.window(step.decoding)
         k_pos, k_start = lay.pos, lay.start
         if step.cache is not None:
             k, v, k_pos, k_start = step.cache.window_kv(self.idx).extend(k, v, lay)
@@ -109,7 +123,11 @@ class GatedLinearAttention(_QKV):
                 nn.Linear(cfg.gate_low_rank_dim, hk * d, bias=True))
         self.g_norm = RMSNorm(d, eps=cfg.norm_eps)
 
-    def forward(self, x: torch.Tensor, step: Step) -> torch.Tensor:
+    def recurrence(self, x: torch.Tensor, valid: torch.Tensor | None, state: torch.Tensor | None,
+                   keep_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(output [B, L, hidden], final state or None)`` of ``x [B, L, hidden]`` from
+        ``state [B, H, Dk, Dv]`` (None: zero); ``valid [B, L]`` marks padding steps, which leave
+        the state unchanged. The eager and the static decode step both run this."""
         cfg = self.cfg
         rep = cfg.num_attention_heads // cfg.num_key_value_heads
         q = split_heads(F.relu(self.q_proj(x)), cfg.num_attention_heads)
@@ -118,15 +136,19 @@ class GatedLinearAttention(_QKV):
         # the gate in float32 at least (float64 models keep float64)
         log_g = split_heads(F.logsigmoid(self.gk_proj(x).to(torch.promote_types(
             x.dtype, torch.float32))) / cfg.gate_logit_normalizer, cfg.num_key_value_heads)
-        k, v, log_g = mask_recurrent_inputs(step.layout.valid, k, v, log_g)
+        k, v, log_g = mask_recurrent_inputs(valid, k, v, log_g)
         k, v, log_g = (t.repeat_interleave(rep, 1) for t in (k, v, log_g))
+        o, state = gla(q, k, v, log_g, initial_state=state, output_final_state=keep_state,
+                       backend=cfg.gla_backend)
+        return self.o_proj(merge_heads(self.g_norm(o.to(x.dtype)))), state
+
+    def forward(self, x: torch.Tensor, step: Step) -> torch.Tensor:
         cache = step.cache
         h0 = cache.state.get(self.idx) if cache is not None else None
-        o, state = gla(q, k, v, log_g, initial_state=h0, output_final_state=cache is not None,
-                       backend=cfg.gla_backend)
+        out, state = self.recurrence(x, step.layout.valid, h0, cache is not None)
         if cache is not None:
             cache.state[self.idx] = state
-        return self.o_proj(merge_heads(self.g_norm(o.to(x.dtype))))
+        return out
 
 
 def feed_forward(cfg: GLAswaConfig, idx: int) -> nn.Module:
