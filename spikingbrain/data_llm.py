@@ -208,9 +208,14 @@ _HEADING = re.compile(r"^[*=\-^~#]{3,}$")
 
 
 def prose_paragraphs(text: str, drop_titles: bool = True) -> list[str]:
-    """Unindented paragraphs of a text (indented blocks are grammar or code), whitespace
+    r"""Unindented paragraphs of a text (indented blocks are grammar or code), whitespace
     collapsed; heading underlines dropped, and with ``drop_titles`` one-line paragraphs of
-    fewer than 8 words too."""
+    fewer than 8 words too.
+
+    >>> prose_paragraphs("Title\n=====\n\nOne line of prose that is long enough to stay here.\n"
+    ...                  "\n    indented code\n")
+    ['One line of prose that is long enough to stay here.']
+    """
     out = []
     for block in re.split(r"\n\s*\n", text):
         lines = [ln for ln in block.split("\n") if ln.strip()]

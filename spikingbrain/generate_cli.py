@@ -74,7 +74,8 @@ def _check(model_dir: str, max_new_tokens: int, temperature: float, top_p: float
            raster_prompt: int, n_prompts: int, tokenizer: Path | None) -> Path | None:
     from spikingbrain.converter.folder import folder_kind
 
-    if folder_kind(model_dir) == "embedded" and str(model_dir) == EMBEDDED:
+    folder_kind(model_dir)  # a clear error for a missing or foreign folder
+    if str(model_dir) == EMBEDDED:
         raise UsageError(f"'{EMBEDDED}' (all-MiniLM-L6-v2) is an encoder without a language-model "
                          f"head and cannot generate; give a causal-LM folder (float or "
                          f"converted with 'spikingbrain convert')")

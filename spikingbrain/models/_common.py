@@ -138,7 +138,11 @@ def cache_of(output: Any) -> Any:
 
 def pick_cache(cache: Any, past_key_values: Any, expected: type) -> Any:
     """The cache handed to a forward under either name (``cache=`` or the older
-    ``past_key_values=``), checked to be ``expected``."""
+    ``past_key_values=``), checked to be ``expected``.
+
+    >>> pick_cache(None, [1], list)
+    [1]
+    """
     if cache is not None and past_key_values is not None and cache is not past_key_values:
         raise ValueError("pass the cache once, as cache= (or past_key_values= on older "
                          "transformers), not both")
@@ -212,7 +216,13 @@ def new_token_mask(attention_mask: torch.Tensor | None, batch: int, length: int,
                    past_columns: int) -> torch.Tensor | None:
     """The padding mask ``[B, length]`` of a call's new tokens from the ``attention_mask``
     handed to the forward, which covers either the new tokens or the cached ones too (as
-    ``generate()`` passes it). None when every token is real."""
+    ``generate()`` passes it). None when every token is real.
+
+    >>> new_token_mask(torch.tensor([[1, 1, 0, 1]]), 1, 2, 2).tolist()   # 2 cached, 2 new
+    [[False, True]]
+    >>> new_token_mask(torch.ones(1, 3, dtype=torch.long), 1, 3, 0) is None
+    True
+    """
     if attention_mask is None:
         return None
     if attention_mask.dim() != 2 or attention_mask.shape[0] != batch:
@@ -287,7 +297,12 @@ def carry_over_padding(h: torch.Tensor, valid: torch.Tensor | None) -> torch.Ten
 def mask_recurrent_inputs(valid: torch.Tensor | None, *tensors: torch.Tensor
                           ) -> tuple[torch.Tensor, ...]:
     """Zero ``[B, H, L, D]`` tensors (k, v, log g) at padding so a GLA step is the identity
-    there: ``k = v = 0`` adds nothing to the state and ``log g = 0`` does not decay it."""
+    there: ``k = v = 0`` adds nothing to the state and ``log g = 0`` does not decay it.
+
+    >>> k = torch.ones(1, 1, 3, 2)
+    >>> mask_recurrent_inputs(torch.tensor([[True, False, True]]), k)[0][0, 0, :, 0].tolist()
+    [1.0, 0.0, 1.0]
+    """
     if valid is None:
         return tensors
     m = valid[:, None, :, None].to(tensors[0].device)

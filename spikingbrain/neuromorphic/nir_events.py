@@ -156,7 +156,14 @@ def capture_layer_inputs(layers: Mapping[str, nn.Module],
     """Run once and keep each listed layer's first real token rows ``[n, in]``: a model's sink
     pass (input-independent, no token) is unobserved and padding / sink rows are dropped by the
     model's own row mask. ``run``: a callable that runs the model, or a tensor fed to the
-    first layer and then through the layers in order (a chain)."""
+    first layer and then through the layers in order (a chain).
+
+    >>> from torch import nn
+    >>> from spikingbrain.converter import SpikeConfig, SpikingLinear
+    >>> fc = SpikingLinear.from_linear(nn.Linear(4, 2), SpikeConfig(scheme="ternary"))
+    >>> capture_layer_inputs({"fc": fc}, torch.randn(3, 4))["fc"].shape
+    torch.Size([3, 4])
+    """
     if not layers:
         raise ValueError("layers must name at least one SpikingLinear")
     seen: dict[str, torch.Tensor] = {}

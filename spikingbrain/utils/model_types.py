@@ -62,6 +62,10 @@ def find_model_class(name: str) -> type | None:
 
 
 def quantized_folder_loader(suffix: str):
-    """The loader function registered for checkpoints whose tensors end in ``suffix``."""
+    """The loader function registered for checkpoints whose tensors end in ``suffix``.
+
+    >>> quantized_folder_loader(".weight_quantizer.scales").__name__
+    'load_w8aspike_folder'
+    """
     module, _, fn = QUANTIZED_FOLDER_LOADERS[suffix].partition(":")
     return getattr(importlib.import_module(module), fn)

@@ -194,9 +194,10 @@ class Placement:
     @property
     def torch_dtype(self) -> Any:
         """The torch dtype, or ``None`` for the folder's own dtype."""
-        import torch
 
-        return None if self.dtype is None else getattr(torch, DTYPE_NAMES[self.dtype])
+        from spikingbrain.utils.dtypes import dtype_from_name
+
+        return None if self.dtype is None else dtype_from_name(DTYPE_NAMES[self.dtype])
 
     def describe(self) -> str:
         """One line for the user, e.g. ``"cuda:0, bf16"`` or ``"device map auto, bf16"``."""
