@@ -146,6 +146,8 @@ def comparison_figure(cmp: dict[str, Any], title: str = "Energy per token by est
                             xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(range(len(estimators)), estimators)
     ax.set_yscale("log")
+    top = max((v / 1e3 for v in val.values() if v > 0), default=1.0)
+    ax.set_ylim(top=top * 40)  # head room (log scale) for the rotated labels and the legend
     ax.set_ylabel("energy per token (nJ, log scale)")
     ax.grid(axis="y", alpha=0.3, which="both")
     ax.legend(fontsize=8, title="regime", title_fontsize=8, ncols=min(4, len(regimes)))
